@@ -1,0 +1,215 @@
+//! `spindle`: serve Twisted's tutorial protocols on threads.
+//!
+//! This file only wires the library together: parse the command line,
+//! build factories, bind endpoints, run, and map failures to exit codes
+//! (2: usage, 1: runtime).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use spindle::catalog::{self, ProtocolOptions};
+use spindle::duration::{parse_duration, parse_optional_duration};
+use spindle::engine::{self, Model};
+use spindle::{Endpoint, Server, ServerConfig};
+
+/// Twisted's tutorial servers on blocking threads, and the tools to measure
+/// them against other concurrency models.
+#[derive(Parser)]
+#[command(name = "spindle", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a protocol (or `all` of them, each on its default port).
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    /// A bounded pool of worker threads, one connection per worker.
+    Pool,
+}
+
+impl From<ModelArg> for Model {
+    fn from(m: ModelArg) -> Model {
+        match m {
+            ModelArg::Pool => Model::Pool,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The protocol: echo, qotd, welcome, or all.
+    protocol: String,
+
+    /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
+    /// unix:/tmp/echo.sock. Repeat for several. Default: the protocol's own
+    /// port. Not allowed with `all`.
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+
+    /// The concurrency model.
+    #[arg(long, value_enum, default_value = "pool")]
+    model: ModelArg,
+
+    /// Pool workers: connections served at once. 256 is Apache httpd's
+    /// MaxRequestWorkers default (see NOTES.md).
+    #[arg(long, default_value_t = engine::DEFAULT_WORKERS, value_name = "N")]
+    workers: usize,
+
+    /// Accepted connections that may wait for a worker; beyond this they
+    /// are refused. 0: none wait.
+    #[arg(long, default_value_t = engine::DEFAULT_QUEUE, value_name = "Q")]
+    queue: usize,
+
+    /// Open connections (served and waiting) beyond which new ones are refused.
+    #[arg(long, default_value_t = engine::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
+
+    /// Close connections that send nothing for this long (e.g. 5m; off: never).
+    #[arg(long, default_value = "off", value_parser = parse_optional_duration, value_name = "DURATION")]
+    idle_timeout: std::option::Option<Duration>,
+
+    /// Drop a connection whose peer does not read our output for this long
+    /// (off: wait for ever).
+    #[arg(long, default_value = "30s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    write_timeout: std::option::Option<Duration>,
+
+    /// On Ctrl-C or SIGTERM, how long open connections get to finish.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    grace: Duration,
+
+    /// Commands (lines, writes) queued for one connection from other threads
+    /// before it counts as a slow consumer.
+    #[arg(long, default_value_t = engine::DEFAULT_OUTBOUND_QUEUE, value_name = "N")]
+    outbound_queue: usize,
+
+    /// Stack size of worker threads, in bytes.
+    #[arg(long, default_value_t = engine::DEFAULT_STACK_SIZE, value_name = "BYTES")]
+    stack_size: usize,
+
+    /// qotd: a file of quotes, one per line (default: built-in quotes).
+    #[arg(long, value_name = "FILE")]
+    quotes: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            model: self.model.into(),
+            workers: self.workers,
+            queue: self.queue,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
+            grace: self.grace,
+            outbound_queue: self.outbound_queue,
+            stack_size: self.stack_size,
+            ..ServerConfig::default()
+        }
+    }
+
+    fn protocol_options(&self) -> ProtocolOptions {
+        ProtocolOptions {
+            quotes: self.quotes.clone(),
+        }
+    }
+}
+
+/// A failure and the exit code it deserves.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn runtime(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    if args.workers == 0 {
+        return Err(usage("--workers must be at least 1"));
+    }
+    let names: Vec<&str> = if args.protocol == "all" {
+        if !args.listen.is_empty() {
+            return Err(usage("--listen cannot be used with `serve all`: each protocol uses its own port"));
+        }
+        catalog::NAMES.to_vec()
+    } else {
+        vec![args.protocol.as_str()]
+    };
+    let options = args.protocol_options();
+    let mut plan = Vec::new();
+    for name in &names {
+        let factory = catalog::build_factory(name, &options).map_err(usage)?;
+        let endpoints: Vec<String> = if args.listen.is_empty() {
+            let default = catalog::default_endpoint(name).ok_or_else(|| usage(format!("no default port for {name}")))?;
+            vec![default.to_string()]
+        } else {
+            args.listen.clone()
+        };
+        for text in endpoints {
+            let endpoint = Endpoint::parse(&text).map_err(|e| usage(e.to_string()))?;
+            plan.push((name.to_string(), endpoint, factory.clone()));
+        }
+    }
+    let mut server = Server::new(args.config());
+    for (name, endpoint, factory) in plan {
+        server
+            .listen(&endpoint, factory)
+            .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
+    }
+    install_signal_handlers(server.stopper())?;
+    server.run().map_err(|e| runtime(format!("server failed: {e}")))
+}
+
+/// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once.
+fn install_signal_handlers(stopper: spindle::Stopper) -> Result<(), Failure> {
+    let signals = Arc::new(AtomicUsize::new(0));
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            log::info!("Received a stop signal, shutting down (again to exit at once).");
+            stopper.stop();
+        } else {
+            log::warn!("Second stop signal: exiting now.");
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| runtime(format!("cannot install the signal handler: {e}")))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    spindle::log::init();
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("panic: {info}");
+    }));
+    let result = match &cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("spindle: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

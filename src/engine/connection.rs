@@ -1,0 +1,426 @@
+//! The owner of one connection on the thread engines: the loop that reads
+//! the socket, runs the protocol's callbacks one at a time, and writes what
+//! they wrote.
+//!
+//! Two modes (see DESIGN.md, "The owner of a connection, on threads"):
+//!
+//! * **Direct**: while nothing outside the connection can reach it, the
+//!   owner blocks in `read` itself. One thread, no hop.
+//! * **Inbox**: once the protocol takes a [`ConnHandle`](crate::ConnHandle),
+//!   a reader thread feeds socket bytes into a channel and the owner waits
+//!   on that channel *and* the inbox (writes, closures from other threads),
+//!   plus its timers. Still one callback at a time, on the owner.
+//!
+//! Writes are sent by the owner after each callback, blocking, bounded by
+//! the write timeout.
+
+use std::any::Any;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::registry::Registry;
+use super::stopper::Stopper;
+use super::stream::Stream;
+use super::ServerConfig;
+use crate::log::{ContextGuard, connection_context};
+use crate::protocol::{Protocol, Reason};
+use crate::transport::{Closing, ConnInfo, EngineHints, OwnerLink, Transport};
+
+/// What every connection of one server shares.
+pub(crate) struct ConnEnv {
+    pub config: Arc<ServerConfig>,
+    pub stopper: Stopper,
+    pub registry: Arc<Registry>,
+    pub hints: Option<Arc<dyn EngineHints>>,
+}
+
+/// How the connection ends: why, and whether to flush or reset.
+struct End {
+    reason: Reason,
+    how: Closing,
+}
+
+impl End {
+    fn clean(reason: Reason) -> End {
+        End {
+            reason,
+            how: Closing::Lose,
+        }
+    }
+    fn abort(reason: Reason) -> End {
+        End {
+            reason,
+            how: Closing::Abort,
+        }
+    }
+}
+
+/// A reader thread's report to the owner in inbox mode.
+enum ReadEvent {
+    Data(Vec<u8>),
+    Eof,
+    Failed(io::Error),
+}
+
+/// The engine side of a [`ConnHandle`](crate::ConnHandle) on threads: the
+/// inbox channel wakes the owner by itself; `kill` shuts the socket down.
+struct ThreadLink {
+    registry: Arc<Registry>,
+    id: u64,
+    killed: AtomicBool,
+}
+
+impl OwnerLink for ThreadLink {
+    fn wake(&self) {}
+    fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.registry.kill(self.id);
+    }
+}
+
+/// Text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_string()
+    }
+}
+
+/// Serves one connection to the end, on the calling thread.
+pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo, env: &ConnEnv) {
+    let _context = ContextGuard::enter(connection_context(
+        protocol.log_prefix(),
+        info.session,
+        &info.peer.host_string(),
+    ));
+    let id = env.registry.register(stream.as_raw_fd());
+    let link = Arc::new(ThreadLink {
+        registry: env.registry.clone(),
+        id,
+        killed: AtomicBool::new(false),
+    });
+    let mut transport = Transport::new(info, env.config.outbound_queue);
+    transport.set_link(link.clone());
+    if let Some(h) = &env.hints {
+        transport.set_hints(h.clone());
+    }
+    stream.set_nodelay();
+    if let Err(e) = stream.set_write_timeout(env.config.write_timeout) {
+        log::warn!("cannot set the write timeout: {e}");
+    }
+    let mut owner = Owner {
+        stream,
+        protocol,
+        transport,
+        env,
+        link,
+        read_timeout: None,
+        last_input: Instant::now(),
+        reader: None,
+    };
+    let end = owner.run();
+    owner.finish(end);
+}
+
+struct Owner<'a> {
+    stream: Stream,
+    protocol: Box<dyn Protocol>,
+    transport: Transport,
+    env: &'a ConnEnv,
+    link: Arc<ThreadLink>,
+    /// The read timeout currently set on the socket, to skip redundant
+    /// `setsockopt` calls on the hot path.
+    read_timeout: Option<Duration>,
+    last_input: Instant,
+    reader: Option<(Receiver<ReadEvent>, thread::JoinHandle<()>)>,
+}
+
+impl Owner<'_> {
+    /// Runs one callback; a panic aborts the connection.
+    fn callback(&mut self, f: impl FnOnce(&mut dyn Protocol, &mut Transport)) -> Result<(), End> {
+        let protocol = &mut *self.protocol;
+        let transport = &mut self.transport;
+        match catch_unwind(AssertUnwindSafe(|| f(protocol, transport))) {
+            Ok(()) => Ok(()),
+            Err(payload) => {
+                let msg = panic_message(&*payload);
+                log::error!("a callback panicked ({msg}); aborting this connection");
+                self.transport.abort_connection();
+                Err(End::abort(Reason::Panicked(msg)))
+            }
+        }
+    }
+
+    /// After every callback: send what was written, then see whether the
+    /// protocol asked to close.
+    fn settle(&mut self) -> Result<(), End> {
+        if self.link.killed.load(Ordering::SeqCst) {
+            return Err(End::abort(Reason::Aborted));
+        }
+        if !self.transport.pending_output().is_empty() {
+            let out = self.transport.output_mut();
+            let result = self.stream.write_all(out);
+            out.clear();
+            if let Err(e) = result {
+                return Err(match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        log::info!("write timed out; dropping the connection");
+                        End::abort(Reason::TimedOut("write"))
+                    }
+                    _ => End::abort(Reason::Lost(e.to_string())),
+                });
+            }
+        }
+        match self.transport.closing() {
+            Closing::No => Ok(()),
+            Closing::Lose => Err(End::clean(Reason::Done)),
+            Closing::Abort => Err(End::abort(Reason::Aborted)),
+        }
+    }
+
+    fn run(&mut self) -> End {
+        match self.try_run() {
+            Ok(never) => match never {},
+            Err(end) => end,
+        }
+    }
+
+    fn try_run(&mut self) -> Result<std::convert::Infallible, End> {
+        self.callback(|p, t| p.connection_made(t))?;
+        self.settle()?;
+        let mut buf = vec![0u8; self.env.config.read_buffer.max(512)];
+        loop {
+            if self.transport.has_inbox() {
+                return self.run_inbox();
+            }
+            if self.env.stopper.is_stopped() {
+                return Err(End::clean(Reason::Shutdown));
+            }
+            self.set_read_timeout()?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(self.eof()),
+                Ok(n) => {
+                    self.last_input = Instant::now();
+                    self.callback(|p, t| p.data_received(&buf[..n], t))?;
+                }
+                Err(e) if is_timeout(&e) => self.on_tick()?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(End::abort(Reason::Lost(e.to_string()))),
+            }
+            self.settle()?;
+        }
+    }
+
+    /// The peer's EOF, or ours from a shutdown.
+    fn eof(&self) -> End {
+        if self.env.stopper.is_stopped() {
+            End::clean(Reason::Shutdown)
+        } else {
+            End::clean(Reason::Done)
+        }
+    }
+
+    /// The next instant something other than input is due: a timer, or the
+    /// idle timeout.
+    fn next_deadline(&self) -> Option<Instant> {
+        let idle = self.env.config.idle_timeout.map(|d| self.last_input + d);
+        match (idle, self.transport.next_timer_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn set_read_timeout(&mut self) -> Result<(), End> {
+        let wanted = if self.transport.next_timer_deadline().is_none() {
+            // Only the idle timeout: a constant, so no syscall per read.
+            self.env.config.idle_timeout
+        } else {
+            self.next_deadline().map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            })
+        };
+        if wanted != self.read_timeout {
+            self.stream
+                .set_read_timeout(wanted)
+                .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
+            self.read_timeout = wanted;
+        }
+        Ok(())
+    }
+
+    /// A wait ended without input: run due timers, enforce the idle timeout.
+    fn on_tick(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        while let Some(timer) = self.transport.pop_due_timer(now) {
+            self.callback(timer)?;
+            self.settle()?;
+        }
+        if let Some(idle) = self.env.config.idle_timeout
+            && now.duration_since(self.last_input) >= idle
+        {
+            log::info!("no input for {idle:?}; closing the idle connection");
+            return Err(End::clean(Reason::TimedOut("idle")));
+        }
+        Ok(())
+    }
+
+    /// Inbox mode: a reader thread feeds socket bytes; the owner waits on
+    /// them, the inbox and its timers.
+    fn run_inbox(&mut self) -> Result<std::convert::Infallible, End> {
+        let inbox = self
+            .transport
+            .take_inbox()
+            .ok_or_else(|| End::abort(Reason::Lost("inbox already taken".into())))?;
+        let data = self.start_reader()?;
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = timeout.unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(data) -> event => match event {
+                    Ok(ReadEvent::Data(bytes)) => {
+                        self.last_input = Instant::now();
+                        self.callback(|p, t| p.data_received(&bytes, t))?;
+                    }
+                    Ok(ReadEvent::Eof) | Err(_) => return Err(self.eof()),
+                    Ok(ReadEvent::Failed(e)) => return Err(End::abort(Reason::Lost(e.to_string()))),
+                },
+                recv(inbox) -> command => {
+                    if let Ok(command) = command
+                        && let Some(f) = self.transport.apply(command)
+                    {
+                        self.callback(f)?;
+                    }
+                },
+                default(timeout) => self.on_tick()?,
+            }
+            self.settle()?;
+        }
+    }
+
+    fn start_reader(&mut self) -> Result<Receiver<ReadEvent>, End> {
+        let mut stream = self
+            .stream
+            .try_clone()
+            .map_err(|e| End::abort(Reason::Lost(format!("cannot clone the socket: {e}"))))?;
+        stream
+            .set_read_timeout(None)
+            .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let size = self.env.config.read_buffer.max(512);
+        let handle = thread::Builder::new()
+            .name("spindle-reader".into())
+            .stack_size(64 * 1024)
+            .spawn(move || read_into(&mut stream, &tx, size))
+            .map_err(|e| {
+                log::error!("cannot start a reader thread ({e}); dropping the connection");
+                End::abort(Reason::Lost(format!("cannot start a reader thread: {e}")))
+            })?;
+        self.reader = Some((rx.clone(), handle));
+        Ok(rx)
+    }
+
+    /// Closes the socket as `end` says, then tells the protocol.
+    fn finish(mut self, end: End) {
+        // Wake the reader thread, if any. An abort shuts only the read side:
+        // a FIN must not go out ahead of the RST that the close sends.
+        let wake = match end.how {
+            Closing::Abort => {
+                self.stream.set_abortive_close();
+                Shutdown::Read
+            }
+            _ => {
+                self.close_gracefully(&end.reason);
+                Shutdown::Both
+            }
+        };
+        self.env.registry.unregister(self.link.id);
+        let _ = self.stream.shutdown(wake);
+        if let Some((_, handle)) = self.reader.take() {
+            let _ = handle.join();
+        }
+        log::debug!("connection lost: {}", end.reason);
+        let reason = end.reason;
+        let protocol = &mut *self.protocol;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(&reason))) {
+            log::error!("connection_lost panicked ({})", panic_message(&*payload));
+        }
+    }
+
+    /// Sends a FIN, then reads and discards what the peer still sends for up
+    /// to `close_linger`, so that unread input does not turn our close into
+    /// an RST that could destroy the last reply before the peer reads it.
+    fn close_gracefully(&mut self, reason: &Reason) {
+        if matches!(reason, Reason::Done | Reason::Shutdown | Reason::TimedOut(_))
+            && self.stream.shutdown(Shutdown::Write).is_ok()
+        {
+            let deadline = Instant::now() + self.env.config.close_linger;
+            match &self.reader {
+                Some((rx, _)) => drain_events(rx, deadline),
+                None => drain_socket(&mut self.stream, deadline),
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// The reader thread of inbox mode.
+fn read_into(stream: &mut Stream, tx: &Sender<ReadEvent>, size: usize) {
+    let mut buf = vec![0u8; size];
+    loop {
+        let event = match stream.read(&mut buf) {
+            Ok(0) => ReadEvent::Eof,
+            Ok(n) => ReadEvent::Data(buf[..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => ReadEvent::Failed(e),
+        };
+        let last = !matches!(event, ReadEvent::Data(_));
+        if tx.send(event).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// At most this much is read and discarded while lingering on close.
+const MAX_LINGER_BYTES: usize = 1 << 20;
+
+fn drain_socket(stream: &mut Stream, deadline: Instant) {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < MAX_LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+fn drain_events(rx: &Receiver<ReadEvent>, deadline: Instant) {
+    let mut total = 0;
+    while total < MAX_LINGER_BYTES {
+        match rx.recv_deadline(deadline) {
+            Ok(ReadEvent::Data(bytes)) => total += bytes.len(),
+            _ => return,
+        }
+    }
+}

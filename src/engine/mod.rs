@@ -1,0 +1,151 @@
+//! The concurrency models that drive protocols.
+//!
+//! # The engine contract
+//!
+//! Every engine, whatever its threads, keeps these promises to every
+//! protocol (DESIGN.md):
+//!
+//! 1. **One callback at a time per connection.** `connection_made`, each
+//!    `data_received`, inbox closures, timers and `connection_lost` of one
+//!    connection never overlap, and run in the order their causes arrived.
+//!    `connection_lost` runs exactly once, last.
+//! 2. **Writes leave after the callback.** What a callback wrote is sent
+//!    when it returns, in one `write` call where the socket takes it all;
+//!    `lose_connection` sends it and then closes with a FIN;
+//!    `abort_connection` drops it and closes with an RST.
+//! 3. **Nothing is delivered after a close request.** Once a protocol asked
+//!    to close, it receives no more data.
+//! 4. **Other threads go through the inbox.** A [`ConnHandle`] queues into a
+//!    bounded channel; a full one is reported to the sender, never waited
+//!    on, and `abort_connection` always gets through.
+//! 5. **Bounds are enforced, with a log line.** Connections beyond the
+//!    engine's capacity are refused (with the factory's busy message, if
+//!    any); idle and write timeouts close; a panicking callback aborts only
+//!    its own connection.
+//! 6. **Stopping is graceful.** On [`Stopper::stop`] the engine stops
+//!    accepting, wakes every connection (idle ones close at once), lets them
+//!    flush within [`ServerConfig::grace`], then closes what is left and
+//!    calls `stop_factory`.
+//!
+//! # The engines
+//!
+//! * [`Model::Pool`] (`pool.rs`): a bounded pool of worker threads, one
+//!   connection per worker from accept to close, a bounded queue of
+//!   accepted connections in front. The default.
+//!
+//! [`ConnHandle`]: crate::ConnHandle
+
+use std::fmt;
+use std::time::Duration;
+
+mod acceptor;
+mod connection;
+mod pool;
+mod registry;
+mod server;
+mod stopper;
+mod stream;
+
+pub use server::{RunningServer, Server};
+pub use stopper::Stopper;
+pub use stream::Stream;
+
+/// Which concurrency model serves the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// A bounded pool of threads, one connection per worker.
+    #[default]
+    Pool,
+}
+
+impl Model {
+    /// Every model, in the order the notes compare them.
+    pub const ALL: &'static [Model] = &[Model::Pool];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Pool => "pool",
+        }
+    }
+
+    /// The model called `name` on the command line.
+    pub fn from_name(name: &str) -> Option<Model> {
+        Model::ALL.iter().copied().find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Default number of pool workers: Apache httpd's `MaxRequestWorkers`.
+pub const DEFAULT_WORKERS: usize = 256;
+/// Default number of accepted connections that may wait for a worker.
+pub const DEFAULT_QUEUE: usize = 256;
+/// Default cap on open connections (served and queued).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time one blocked write may take before the connection is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time connections get to finish when the server stops.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// Default capacity of a connection's inbox, in commands (lines, for chat).
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+/// Default stack size of worker threads.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Default size of each connection's read buffer.
+pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
+/// Default time spent reading and discarding input after our FIN.
+pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Every bound and timeout of a server. Each is a command-line option of
+/// `spindle serve`; see [`ServerConfig::default`] for the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The concurrency model.
+    pub model: Model,
+    /// Pool workers: connections served at once.
+    pub workers: usize,
+    /// Accepted connections that may wait for a worker; more are refused.
+    pub queue: usize,
+    /// Open connections (served and waiting) beyond which new ones are
+    /// refused.
+    pub max_connections: usize,
+    /// Close a connection that sent nothing for this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Drop a connection whose peer does not read for this long while we
+    /// write (`None`: wait for ever).
+    pub write_timeout: Option<Duration>,
+    /// How long connections get to finish when the server stops.
+    pub grace: Duration,
+    /// Commands (writes, closures) a connection's inbox holds; a sender
+    /// finding it full is told so.
+    pub outbound_queue: usize,
+    /// Stack size of each worker thread, in bytes.
+    pub stack_size: usize,
+    /// Size of each connection's read buffer, in bytes.
+    pub read_buffer: usize,
+    /// After our FIN, how long unread input is drained so that the close
+    /// does not become an RST.
+    pub close_linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            model: Model::Pool,
+            workers: DEFAULT_WORKERS,
+            queue: DEFAULT_QUEUE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            grace: DEFAULT_GRACE,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            stack_size: DEFAULT_STACK_SIZE,
+            read_buffer: DEFAULT_READ_BUFFER,
+            close_linger: DEFAULT_CLOSE_LINGER,
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! [`Transport`]: what a protocol sees of its connection, and
+//! [`ConnHandle`]: how other threads reach it.
+//!
+//! A transport is a plain in-memory object. Writes are appended to an
+//! output buffer that the engine sends when the callback returns, in one
+//! `write` call where the socket allows: a protocol that answers a request
+//! with three `write`s still puts one segment on the wire. Closing is a
+//! request, carried out by the engine after the callback.
+//!
+//! The first call to [`Transport::handle`] gives the connection an inbox: a
+//! bounded channel through which any thread can write to the connection,
+//! close it, or run a closure on its owner. Everything that arrives there
+//! runs on the owner, one at a time, between the other callbacks — so a
+//! protocol never needs a lock for its own state.
+
+use std::any::{Any, type_name};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::protocol::{Addr, Protocol};
+
+/// A closure run on a connection's owner with its protocol and transport.
+pub(crate) type OwnerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
+
+/// A timer's closure. Timers never leave the owner, so need not be `Send`.
+pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport)>;
+
+/// A message in a connection's inbox.
+pub(crate) enum Command {
+    /// Bytes to send.
+    Write(Vec<u8>),
+    /// Flush, then close.
+    Lose,
+    /// Close now, dropping unsent bytes.
+    Abort,
+    /// Run a closure on the owner.
+    Call(OwnerFn),
+}
+
+/// What the engine lets a [`ConnHandle`] do besides queueing a command.
+pub(crate) trait OwnerLink: Send + Sync {
+    /// A command was queued: wake the owner if it is not waiting on the
+    /// channel itself (the event-loop engine needs this; threads do not).
+    fn wake(&self);
+    /// Tear the connection down now, even though its inbox is full.
+    fn kill(&self);
+}
+
+/// How the engine answers [`Transport::queued_connections`].
+pub(crate) trait EngineHints: Send + Sync {
+    /// Accepted connections waiting for a worker.
+    fn queued_connections(&self) -> usize;
+}
+
+/// Facts about a connection that do not change during its life.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The remote side.
+    pub peer: Addr,
+    /// Our side (the listening address for server connections).
+    pub host: Addr,
+    /// Connections accepted on the same listening port before this one,
+    /// counted from 0 (Twisted's `sessionno`).
+    pub session: u64,
+}
+
+/// Whether the protocol asked to close, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Still open.
+    No,
+    /// `lose_connection`: send what was written, then close.
+    Lose,
+    /// `abort_connection`: close now, drop what was not sent.
+    Abort,
+}
+
+/// Identifies a timer made by [`Transport::call_later`], for cancelling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(u64);
+
+/// The inbox's two ends; the receiver is taken by the engine.
+struct Inbox {
+    tx: Sender<Command>,
+    rx: Option<Receiver<Command>>,
+}
+
+/// A connection as its protocol sees it. See the [module docs](self).
+pub struct Transport {
+    out: Vec<u8>,
+    closing: Closing,
+    info: ConnInfo,
+    inbox: Option<Inbox>,
+    inbox_capacity: usize,
+    link: Option<Arc<dyn OwnerLink>>,
+    hints: Option<Arc<dyn EngineHints>>,
+    timers: BTreeMap<(Instant, TimerId), TimerFn>,
+    timer_deadlines: BTreeMap<TimerId, Instant>,
+    next_timer: u64,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("peer", &self.info.peer)
+            .field("session", &self.info.session)
+            .field("pending_output", &self.out.len())
+            .field("closing", &self.closing)
+            .field("timers", &self.timers.len())
+            .finish()
+    }
+}
+
+impl Transport {
+    /// A transport for a connection described by `info`. Handles made from
+    /// it queue at most `inbox_capacity` commands.
+    pub fn new(info: ConnInfo, inbox_capacity: usize) -> Self {
+        Transport {
+            out: Vec::new(),
+            closing: Closing::No,
+            info,
+            inbox: None,
+            inbox_capacity: inbox_capacity.max(1),
+            link: None,
+            hints: None,
+            timers: BTreeMap::new(),
+            timer_deadlines: BTreeMap::new(),
+            next_timer: 0,
+        }
+    }
+
+    pub(crate) fn set_link(&mut self, link: Arc<dyn OwnerLink>) {
+        self.link = Some(link);
+    }
+
+    pub(crate) fn set_hints(&mut self, hints: Arc<dyn EngineHints>) {
+        self.hints = Some(hints);
+    }
+
+    /// Queues `data` to be sent. Ignored after `abort_connection`.
+    pub fn write(&mut self, data: &[u8]) {
+        if self.closing != Closing::Abort {
+            self.out.extend_from_slice(data);
+        }
+    }
+
+    /// Queues several pieces, sent together (Twisted's `writeSequence`).
+    pub fn write_sequence(&mut self, parts: &[&[u8]]) {
+        if self.closing != Closing::Abort {
+            for part in parts {
+                self.out.extend_from_slice(part);
+            }
+        }
+    }
+
+    /// Sends what was written, then closes (a FIN). No more data will be
+    /// delivered to the protocol.
+    pub fn lose_connection(&mut self) {
+        if self.closing == Closing::No {
+            self.closing = Closing::Lose;
+        }
+    }
+
+    /// Closes now (an RST) and drops everything not yet sent.
+    pub fn abort_connection(&mut self) {
+        self.closing = Closing::Abort;
+        self.out.clear();
+    }
+
+    /// Whether the protocol asked to close. A framer checks this between
+    /// messages so that nothing after a `quit` is processed.
+    pub fn is_disconnecting(&self) -> bool {
+        self.closing != Closing::No
+    }
+
+    /// How the protocol asked to close, if it did.
+    pub fn closing(&self) -> Closing {
+        self.closing
+    }
+
+    /// The remote address.
+    pub fn peer(&self) -> &Addr {
+        &self.info.peer
+    }
+
+    /// Our address: the listening address for server connections.
+    pub fn host(&self) -> &Addr {
+        &self.info.host
+    }
+
+    /// This connection's session number on its listening port.
+    pub fn session(&self) -> u64 {
+        self.info.session
+    }
+
+    /// All the fixed facts about the connection.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    /// Connections accepted but waiting for a worker, as the engine sees
+    /// it now (0 on engines that never make connections wait). A protocol
+    /// holding an idle keep-alive connection may give its worker up when
+    /// this is non-zero.
+    pub fn queued_connections(&self) -> usize {
+        self.hints.as_ref().map_or(0, |h| h.queued_connections())
+    }
+
+    /// A `Send + Clone` handle through which other threads reach this
+    /// connection. The first call gives the connection its inbox (on the
+    /// thread engines, a reader thread starts feeding the owner).
+    pub fn handle(&mut self) -> ConnHandle {
+        let capacity = self.inbox_capacity;
+        let inbox = self.inbox.get_or_insert_with(|| {
+            let (tx, rx) = crossbeam_channel::bounded(capacity);
+            Inbox { tx, rx: Some(rx) }
+        });
+        ConnHandle {
+            tx: inbox.tx.clone(),
+            link: self.link.clone(),
+            peer: Arc::new(self.info.peer.clone()),
+        }
+    }
+
+    /// Whether [`Transport::handle`] was ever called.
+    pub fn has_inbox(&self) -> bool {
+        self.inbox.is_some()
+    }
+
+    /// The inbox's receiving end, once, for the engine that drives it.
+    pub(crate) fn take_inbox(&mut self) -> Option<Receiver<Command>> {
+        self.inbox.as_mut().and_then(|i| i.rx.take())
+    }
+
+    /// Runs `f` on this connection's owner after `delay`, unless cancelled.
+    ///
+    /// `P` is the concrete protocol type the factory built; if it does not
+    /// match, the timer is logged as misdirected and dropped.
+    pub fn call_later<P, F>(&mut self, delay: Duration, f: F) -> TimerId
+    where
+        P: Protocol,
+        F: FnOnce(&mut P, &mut Transport) + 'static,
+    {
+        let id = TimerId(self.next_timer);
+        self.next_timer += 1;
+        let deadline = Instant::now() + delay;
+        let boxed: TimerFn = Box::new(move |p: &mut dyn Protocol, t: &mut Transport| {
+            match (p as &mut dyn Any).downcast_mut::<P>() {
+                Some(p) => f(p, t),
+                None => log::error!("timer for a {} fired on another protocol", type_name::<P>()),
+            }
+        });
+        self.timers.insert((deadline, id), boxed);
+        self.timer_deadlines.insert(id, deadline);
+        id
+    }
+
+    /// Cancels a timer; `false` if it already ran or was cancelled.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        match self.timer_deadlines.remove(&id) {
+            Some(deadline) => self.timers.remove(&(deadline, id)).is_some(),
+            None => false,
+        }
+    }
+
+    /// When the earliest pending timer is due.
+    pub fn next_timer_deadline(&self) -> Option<Instant> {
+        self.timers.keys().next().map(|(deadline, _)| *deadline)
+    }
+
+    /// Removes and returns the earliest timer due at `now`, if any. Timers
+    /// due at the same instant come out in the order they were made.
+    pub(crate) fn pop_due_timer(&mut self, now: Instant) -> Option<TimerFn> {
+        let key = *self.timers.keys().next()?;
+        if key.0 > now {
+            return None;
+        }
+        self.timer_deadlines.remove(&key.1);
+        self.timers.remove(&key)
+    }
+
+    /// Bytes written but not yet sent.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Takes the bytes written so far, leaving the buffer empty.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The output buffer itself, for engines that send part of it.
+    pub(crate) fn output_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Carries out one inbox command that is not a closure. Returns the
+    /// closure for the engine to run with the protocol.
+    pub(crate) fn apply(&mut self, command: Command) -> Option<OwnerFn> {
+        match command {
+            Command::Write(data) => self.write(&data),
+            Command::Lose => self.lose_connection(),
+            Command::Abort => self.abort_connection(),
+            Command::Call(f) => return Some(f),
+        }
+        None
+    }
+}
+
+/// Why a [`ConnHandle`] could not queue a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleError {
+    /// The connection's inbox is full: its owner is behind (a slow
+    /// consumer). Nothing was queued.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::Full => write!(f, "the connection's outbound queue is full"),
+            HandleError::Closed => write!(f, "the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+/// Reaches a connection from any thread: write to it, close it, or run a
+/// closure on its owner. Cheap to clone. Every method returns at once: a
+/// full inbox is reported, never waited on.
+#[derive(Clone)]
+pub struct ConnHandle {
+    tx: Sender<Command>,
+    link: Option<Arc<dyn OwnerLink>>,
+    peer: Arc<Addr>,
+}
+
+impl fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("peer", &self.peer)
+            .field("queued", &self.tx.len())
+            .finish()
+    }
+}
+
+impl ConnHandle {
+    fn send(&self, command: Command) -> Result<(), HandleError> {
+        match self.tx.try_send(command) {
+            Ok(()) => {
+                if let Some(link) = &self.link {
+                    link.wake();
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(HandleError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(HandleError::Closed),
+        }
+    }
+
+    /// Queues bytes to send.
+    pub fn write(&self, data: impl Into<Vec<u8>>) -> Result<(), HandleError> {
+        self.send(Command::Write(data.into()))
+    }
+
+    /// Asks the owner to flush and close.
+    pub fn lose_connection(&self) -> Result<(), HandleError> {
+        self.send(Command::Lose)
+    }
+
+    /// Closes the connection now, dropping what is queued. This always
+    /// takes effect: if the inbox is full, the engine tears the socket
+    /// down directly.
+    pub fn abort_connection(&self) {
+        if self.send(Command::Abort) == Err(HandleError::Full)
+            && let Some(link) = &self.link
+        {
+            link.kill();
+        }
+    }
+
+    /// Runs `f` on the connection's owner, between its other callbacks.
+    ///
+    /// `P` is the concrete type the factory built for this connection; a
+    /// mismatch is logged and the closure dropped.
+    pub fn call<P, F>(&self, f: F) -> Result<(), HandleError>
+    where
+        P: Protocol,
+        F: FnOnce(&mut P, &mut Transport) + Send + 'static,
+    {
+        self.send(Command::Call(Box::new(
+            move |p: &mut dyn Protocol, t: &mut Transport| match (p as &mut dyn Any)
+                .downcast_mut::<P>()
+            {
+                Some(p) => f(p, t),
+                None => log::error!(
+                    "closure for a {} sent to a connection running another protocol",
+                    type_name::<P>()
+                ),
+            },
+        )))
+    }
+
+    /// Commands queued and not yet run.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The inbox's capacity.
+    pub fn capacity(&self) -> usize {
+        self.tx.capacity().unwrap_or(usize::MAX)
+    }
+
+    /// The connection's remote address.
+    pub fn peer(&self) -> &Addr {
+        &self.peer
+    }
+
+    /// Whether two handles reach the same connection.
+    pub fn same_connection(&self, other: &ConnHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> ConnInfo {
+        let a = Addr::Tcp("127.0.0.1:1".parse().unwrap());
+        ConnInfo {
+            peer: a.clone(),
+            host: a,
+            session: 0,
+        }
+    }
+
+    #[test]
+    fn abort_drops_output_and_later_writes() {
+        let mut t = Transport::new(info(), 4);
+        t.write(b"a");
+        t.abort_connection();
+        t.write(b"b");
+        assert!(t.pending_output().is_empty());
+        assert_eq!(t.closing(), Closing::Abort);
+    }
+
+    #[test]
+    fn lose_keeps_output() {
+        let mut t = Transport::new(info(), 4);
+        t.write_sequence(&[b"a", b"b"]);
+        t.lose_connection();
+        t.write(b"c");
+        assert_eq!(t.pending_output(), b"abc");
+        assert!(t.is_disconnecting());
+    }
+
+    #[test]
+    fn full_inbox_is_reported_not_waited_on() {
+        let mut t = Transport::new(info(), 2);
+        let h = t.handle();
+        assert_eq!(h.write("1"), Ok(()));
+        assert_eq!(h.write("2"), Ok(()));
+        assert_eq!(h.write("3"), Err(HandleError::Full));
+        drop(t);
+        assert_eq!(h.write("4"), Err(HandleError::Closed));
+    }
+
+    #[test]
+    fn timers_pop_in_deadline_then_creation_order_and_cancel() {
+        struct P;
+        impl Protocol for P {
+            fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
+        }
+        let mut t = Transport::new(info(), 2);
+        let a = t.call_later(Duration::from_millis(5), |_: &mut P, t| t.write(b"a"));
+        let _b = t.call_later(Duration::ZERO, |_: &mut P, t| t.write(b"b"));
+        let c = t.call_later(Duration::from_secs(60), |_: &mut P, t| t.write(b"c"));
+        assert!(t.cancel_timer(c));
+        assert!(!t.cancel_timer(c));
+        let later = Instant::now() + Duration::from_secs(1);
+        let mut p = P;
+        while let Some(f) = t.pop_due_timer(later) {
+            f(&mut p, &mut t);
+        }
+        assert_eq!(t.take_output(), b"ba");
+        assert!(!t.cancel_timer(a));
+        assert_eq!(t.next_timer_deadline(), None);
+    }
+}
