@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Serve a protocol (or `all` of them, each on its default port).
     Serve(ServeArgs),
+    /// Put load on a server: echo, http, chat or idle connections.
+    Load(spindle::load::args::LoadArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -150,7 +152,9 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     }
     let names: Vec<&str> = if args.protocol == "all" {
         if !args.listen.is_empty() {
-            return Err(usage("--listen cannot be used with `serve all`: each protocol uses its own port"));
+            return Err(usage(
+                "--listen cannot be used with `serve all`: each protocol uses its own port",
+            ));
         }
         catalog::NAMES.to_vec()
     } else {
@@ -161,7 +165,8 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     for name in &names {
         let factory = catalog::build_factory(name, &options).map_err(usage)?;
         let endpoints: Vec<String> = if args.listen.is_empty() {
-            let default = catalog::default_endpoint(name).ok_or_else(|| usage(format!("no default port for {name}")))?;
+            let default = catalog::default_endpoint(name)
+                .ok_or_else(|| usage(format!("no default port for {name}")))?;
             vec![default.to_string()]
         } else {
             args.listen.clone()
@@ -178,7 +183,25 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
     }
     install_signal_handlers(server.stopper())?;
-    server.run().map_err(|e| runtime(format!("server failed: {e}")))
+    server
+        .run()
+        .map_err(|e| runtime(format!("server failed: {e}")))
+}
+
+/// Runs a load and prints its report; exit 1 when nothing succeeded.
+fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
+    let config = args.config().map_err(usage)?;
+    let report = spindle::load::run(&config).map_err(runtime)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.succeeded() {
+        Ok(())
+    } else {
+        Err(runtime("no request succeeded"))
+    }
 }
 
 /// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once.
@@ -204,6 +227,7 @@ fn main() -> ExitCode {
     }));
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
+        Command::Load(args) => load(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
