@@ -46,7 +46,8 @@ fn main() {
     let mut window = Instant::now();
     for i in 1..=total {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.write_all(b"ping").expect("writes");
         let mut buf = [0u8; 4];
         s.read_exact(&mut buf).expect("echo");

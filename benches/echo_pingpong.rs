@@ -50,7 +50,8 @@ fn ping_pong(addr: SocketAddr, connections: usize, secs: f64) -> f64 {
             thread::spawn(move || {
                 let mut s = TcpStream::connect(addr).expect("connects");
                 s.set_nodelay(true).expect("nodelay");
-                s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
                 let msg = [b'x'; MESSAGE];
                 let mut buf = [0u8; MESSAGE];
                 let mut mine = 0u64;
@@ -96,7 +97,9 @@ fn main() {
         other => panic!("cannot listen: {other:?}"),
     };
     let running = server.spawn().expect("server starts");
-    println!("| connections | bare thread-per-connection (round trips/s) | spindle pool (round trips/s) | pool / bare |");
+    println!(
+        "| connections | bare thread-per-connection (round trips/s) | spindle pool (round trips/s) | pool / bare |"
+    );
     println!("|---:|---:|---:|---:|");
     for connections in [1, 16, 128] {
         let b = ping_pong(bare, connections, secs);
