@@ -58,6 +58,10 @@ struct ServeArgs {
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
 
+    /// Add N to every default port (to run two `serve all` side by side).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    port_offset: u16,
+
     /// The concurrency model.
     #[arg(long, value_enum, default_value = "pool")]
     model: ModelArg,
@@ -167,7 +171,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         let endpoints: Vec<String> = if args.listen.is_empty() {
             let default = catalog::default_endpoint(name)
                 .ok_or_else(|| usage(format!("no default port for {name}")))?;
-            vec![default.to_string()]
+            vec![offset_port(default, args.port_offset)?]
         } else {
             args.listen.clone()
         };
@@ -201,6 +205,30 @@ fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(runtime("no request succeeded"))
+    }
+}
+
+/// `tcp:1234` shifted by `offset`: `tcp:1334`.
+fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
+    match Endpoint::parse(endpoint).map_err(|e| usage(e.to_string()))? {
+        Endpoint::Tcp {
+            port,
+            interface,
+            backlog,
+        } => {
+            let port = port.checked_add(offset).ok_or_else(|| {
+                usage(format!(
+                    "--port-offset {offset} takes {endpoint} past port 65535"
+                ))
+            })?;
+            Ok(Endpoint::Tcp {
+                port,
+                interface,
+                backlog,
+            }
+            .to_string())
+        }
+        other => Ok(other.to_string()),
     }
 }
 
