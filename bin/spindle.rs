@@ -31,6 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Put load on a server: echo, http, chat or idle connections.
     Load(spindle::load::args::LoadArgs),
+    /// Serve on each model, sweep connection counts, write tables and charts.
+    Bench(spindle::load::args::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -208,6 +210,26 @@ fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
     }
 }
 
+/// Runs a bench suite; exit 1 when every point failed.
+fn bench(args: &spindle::load::args::BenchArgs) -> Result<(), Failure> {
+    spindle::load::bench::check(args).map_err(usage)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| runtime(format!("cannot find the spindle binary: {e}")))?;
+    let command: Vec<String> = std::env::args().collect();
+    let mut command = command.join(" ");
+    if let Some(rest) = command.split_once(' ').map(|(_, rest)| rest.to_string()) {
+        command = format!("spindle {rest}");
+    }
+    let results = spindle::load::bench::run(args, &exe, &command).map_err(runtime)?;
+    println!("{}", spindle::load::bench::markdown(&results));
+    println!("results in {}", args.out.display());
+    if results.points.iter().any(|p| p.ok) {
+        Ok(())
+    } else {
+        Err(runtime("every bench point failed"))
+    }
+}
+
 /// `tcp:1234` shifted by `offset`: `tcp:1334`.
 fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
     match Endpoint::parse(endpoint).map_err(|e| usage(e.to_string()))? {
@@ -256,6 +278,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::Load(args) => load(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

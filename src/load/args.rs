@@ -176,3 +176,59 @@ impl LoadArgs {
         Ok(c)
     }
 }
+
+/// `spindle bench SUITE`: serve, sweep connection counts, write results.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The suite: the protocol served and the matching workload (echo,
+    /// http or chat, where this build serves it).
+    pub suite: String,
+
+    /// A concurrency model to measure; repeat for several (default: every
+    /// model this build has).
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+
+    /// Connection counts to sweep, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,16,64,256,1024",
+        value_name = "N,N,..."
+    )]
+    pub connections: Vec<usize>,
+
+    /// A final point holding this many idle connections (probed with the
+    /// suite's requests) to measure memory per connection; 0 skips it.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub idle: usize,
+
+    /// Measured time per point.
+    #[arg(long, short = 'd', default_value = "3s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Warmup per point (the idle point adds its connection ramp).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Duration,
+
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+
+    /// Open loop at this many requests/s (closed loop without it).
+    #[arg(long, value_name = "REQUESTS_PER_SEC")]
+    pub rate: Option<f64>,
+
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
+    pub connect_rate: f64,
+
+    /// Where to write results.json, results.md and the SVG charts.
+    #[arg(long, default_value = "bench-results", value_name = "DIR")]
+    pub out: std::path::PathBuf,
+
+    /// An extra argument for `spindle serve` (repeat; e.g.
+    /// `--serve-arg=--workers=1024`).
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+}

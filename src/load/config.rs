@@ -17,7 +17,7 @@ pub const DEFAULT_CONNECT_RATE: f64 = 5000.0;
 
 /// After a failed connection, how long before the slot reconnects (so a
 /// refusing server is not hammered in a busy loop).
-pub const RECONNECT_DELAY: Duration = Duration::from_millis(10);
+pub const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
 /// The workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
