@@ -13,10 +13,11 @@
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::body::{BodyReader, Progress};
-use super::config::{IDLE_POLL, KeepAliveCliff, MAX_HEADERS_LIMIT, SiteConfig};
+use super::config::{IDLE_POLL, KeepAliveCliff, MAX_HEADERS_LIMIT, RELEASE_SLICE, SiteConfig};
 use super::request::{
     BodyLength, Framing, Method, Refused, Request, Version, framing, parse_error,
 };
@@ -63,6 +64,15 @@ pub struct HttpChannel {
     response: Response,
     deadline: Option<(Instant, Wait)>,
     timer: Option<(TimerId, Instant)>,
+    /// When the connection last became idle between requests.
+    idle_since: Instant,
+    /// When the connection started (its worker took it).
+    connected_at: Instant,
+    /// Connections of this site given up for waiting ones and not yet
+    /// gone (shared by the site's channels).
+    releasing: Arc<AtomicUsize>,
+    /// Whether this one is among them.
+    released: bool,
     served: u64,
 }
 
@@ -100,8 +110,45 @@ impl HttpChannel {
             response: Response::default(),
             deadline: None,
             timer: None,
+            idle_since: Instant::now(),
+            connected_at: Instant::now(),
+            releasing: Arc::new(AtomicUsize::new(0)),
+            released: false,
             served: 0,
         }
+    }
+
+    /// Shares the count of released connections with the site's other
+    /// channels.
+    pub(crate) fn with_release_count(mut self, releasing: Arc<AtomicUsize>) -> Self {
+        self.releasing = releasing;
+        self
+    }
+
+    /// Under [`KeepAliveCliff::Release`], whether to give this connection
+    /// up for one waiting for a worker. Each queued connection needs one
+    /// worker: connections already released and still closing count
+    /// against the queue, so that a release does not set off another (the
+    /// reconnecting client queues while our worker is still closing).
+    fn release_for_waiting(&mut self, t: &Transport) -> bool {
+        if self.released || self.config.keepalive_cliff != KeepAliveCliff::Release {
+            return false;
+        }
+        let queued = t.queued_connections();
+        if queued == 0 || t.now().saturating_duration_since(self.connected_at) < RELEASE_SLICE {
+            return false;
+        }
+        let claimed = self
+            .releasing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                (r < queued).then_some(r + 1)
+            })
+            .is_ok();
+        if claimed {
+            self.released = true;
+            log::debug!("{queued} connections wait for a worker: giving this one up");
+        }
+        claimed
     }
 
     /// Responses sent on this connection so far (errors included).
@@ -245,12 +292,7 @@ impl HttpChannel {
             }
         };
         let mut keep = framing.keep_alive;
-        if keep
-            && !more_buffered
-            && self.config.keepalive_cliff == KeepAliveCliff::Release
-            && t.queued_connections() > 0
-        {
-            log::debug!("connections are waiting for a worker: closing after this response");
+        if keep && !more_buffered && self.release_for_waiting(t) {
             keep = false;
         }
         let connection = match (keep, request.version) {
@@ -304,7 +346,7 @@ impl HttpChannel {
 
     /// After a callback: move the deadline to what the channel now waits for.
     fn update_deadline(&mut self, t: &mut Transport, answered: bool) {
-        let now = Instant::now();
+        let now = t.now();
         let next = match self.state {
             State::Closed => return,
             State::Body(_) => self.config.header_timeout.map(|d| (now + d, Wait::Body)),
@@ -312,6 +354,7 @@ impl HttpChannel {
                 if !answered {
                     return;
                 }
+                self.idle_since = now;
                 self.config.keepalive_timeout.map(|d| (now + d, Wait::Idle))
             }
             State::Head => {
@@ -343,7 +386,7 @@ impl HttpChannel {
         if let Some((id, _)) = self.timer.take() {
             t.cancel_timer(id);
         }
-        let delay = wake.saturating_duration_since(Instant::now());
+        let delay = wake.saturating_duration_since(t.now());
         let id = t.call_later(delay, |c: &mut HttpChannel, t: &mut Transport| {
             c.on_timer(t)
         });
@@ -352,29 +395,29 @@ impl HttpChannel {
 
     /// The timer fired: act on the deadline if it passed, else arm again.
     fn on_timer(&mut self, t: &mut Transport) {
-        let Some((_, fired)) = self.timer.take() else {
-            return;
-        };
+        self.timer = None;
         let Some((at, wait)) = self.deadline else {
             return;
         };
         if self.state == State::Closed {
             return;
         }
-        if wait == Wait::Idle && self.config.keepalive_cliff == KeepAliveCliff::Release {
-            let queued = t.queued_connections();
-            if queued > 0 {
-                log::debug!("idle while {queued} connections wait for a worker: closing");
-                self.close(t);
-                return;
-            }
+        let now = t.now();
+        // Only a connection idle for a poll period is given up here: one
+        // that just got its response may have its next request in flight,
+        // and closing under it would fail that request.
+        if wait == Wait::Idle
+            && self.config.keepalive_cliff == KeepAliveCliff::Release
+            && now.saturating_duration_since(self.idle_since) >= IDLE_POLL
+            && self.release_for_waiting(t)
+        {
+            self.close(t);
+            return;
         }
-        if at <= fired {
+        if at <= now {
             self.expire(wait, t);
         } else {
-            // Measured from when it fired, not from now, so that a test
-            // clock that runs ahead of the real one still gets there.
-            self.set_deadline(Some((at, wait)), fired, t);
+            self.set_deadline(Some((at, wait)), now, t);
         }
     }
 
@@ -438,7 +481,8 @@ fn to_request<'a>(parsed: &'a httparse::Request<'_, 'a>) -> Request<'a> {
 
 impl Protocol for HttpChannel {
     fn connection_made(&mut self, transport: &mut Transport) {
-        let now = Instant::now();
+        let now = transport.now();
+        self.connected_at = now;
         let deadline = self.config.header_timeout.map(|d| (now + d, Wait::Request));
         self.set_deadline(deadline, now, transport);
     }
@@ -469,6 +513,9 @@ impl Protocol for HttpChannel {
     }
 
     fn connection_lost(&mut self, reason: &Reason) {
+        if std::mem::take(&mut self.released) {
+            self.releasing.fetch_sub(1, Ordering::SeqCst);
+        }
         log::debug!("{} responses; {reason}", self.served);
     }
 

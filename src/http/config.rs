@@ -28,11 +28,17 @@ pub const MAX_CHUNK_LINE_BYTES: usize = 4096;
 /// waiting for a worker, under [`KeepAliveCliff::Release`].
 pub const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// Under [`KeepAliveCliff::Release`], a connection keeps its worker at
+/// least this long even when others wait: a time slice, so that the cost
+/// of a new connection is spread over many requests (NOTES.md measures it).
+pub const RELEASE_SLICE: Duration = Duration::from_millis(20);
+
 /// What a worker does with a persistent connection when other connections
 /// wait for a worker (the *keep-alive cliff*, see NOTES.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepAliveCliff {
-    /// Give the worker up: a response after which no request is already
+    /// Give the worker up: once the connection has had its
+    /// [`RELEASE_SLICE`], a response after which no request is already
     /// buffered says `Connection: close`, and an idle connection is closed
     /// within [`IDLE_POLL`]. Every client gets served.
     #[default]

@@ -46,7 +46,7 @@ pub use channel::HttpChannel;
 pub use config::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, IDLE_POLL, KeepAliveCliff, MAX_CHUNK_LINE_BYTES,
-    MAX_HEADERS_LIMIT, SiteConfig,
+    MAX_HEADERS_LIMIT, RELEASE_SLICE, SiteConfig,
 };
 pub use request::{Method, Request, Version};
 pub use resource::{Rendered, Resource};

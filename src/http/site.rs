@@ -2,6 +2,7 @@
 //! connection is held to (Twisted's `twisted.web.server.Site`).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use super::channel::HttpChannel;
 use super::config::SiteConfig;
@@ -14,6 +15,8 @@ use crate::protocol::{Addr, Factory, Protocol, Refusal};
 pub struct Site {
     resource: Arc<dyn Resource>,
     config: Arc<SiteConfig>,
+    /// Connections given up for waiting ones, not yet closed.
+    releasing: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Site {
@@ -35,6 +38,7 @@ impl Site {
         Site {
             resource,
             config: Arc::new(config),
+            releasing: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -46,6 +50,7 @@ impl Site {
     /// A channel for one connection (what `build_protocol` boxes).
     pub fn channel(&self) -> HttpChannel {
         HttpChannel::new(self.resource.clone(), self.config.clone())
+            .with_release_count(self.releasing.clone())
     }
 }
 
