@@ -523,3 +523,49 @@ fn exit_codes_usage_and_nothing_succeeded() {
     assert!(text.contains("refused"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no request succeeded"));
 }
+
+/// The counter in `I am request #N`, asked of the server once more.
+fn next_request_number(addr: SocketAddr) -> u64 {
+    let mut s = util::connect_addr(addr);
+    util::send(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8(util::read_to_end(&mut s)).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let n = text.rsplit('#').next().unwrap().trim();
+    n.parse()
+        .unwrap_or_else(|_| panic!("no counter in {text:?}"))
+}
+
+#[test]
+fn http_against_spindle_serve_http() {
+    let server = util::Spindle::start(&["serve", "http", "--listen", "tcp:0:interface=127.0.0.1"]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.port_of("Site")));
+    let r = run(&config(Workload::Http, addr, 4, 400));
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    assert_eq!(r.fairness.connections_without_service, 0, "{r}");
+    // Every response was a 200 from the counter, which counted each once.
+    let n = next_request_number(addr);
+    assert!(
+        n > r.requests && n <= r.requests + 4 + 1,
+        "counter {n}\n{r}"
+    );
+    let mut c = config(Workload::Http, addr, 2, 300);
+    c.keepalive = false;
+    let r2 = run(&c);
+    assert!(r2.requests > 0 && r2.errors_total == 0, "{r2}");
+    let m = next_request_number(addr);
+    assert!(
+        m > n + r2.requests && m <= n + r2.requests + 2 + 1,
+        "counter {m}\n{r2}"
+    );
+    // Idle connections with HTTP probes.
+    let mut c = config(Workload::Idle, addr, 10, 300);
+    c.probe = Some(Probe::Http);
+    c.probes = 2;
+    c.probe_interval = Duration::from_millis(100);
+    let r3 = run(&c);
+    assert!(r3.requests > 0 && r3.errors_total == 0, "{r3}");
+    assert_eq!(r3.idle.as_ref().unwrap().held_at_end, 10, "{r3}");
+}

@@ -467,7 +467,10 @@ impl Driver {
                         }
                     };
                     self.sink = sink;
-                    if !go_on {
+                    // A short read drained the socket: the next arrival
+                    // raises a new edge, so skip the read that would only
+                    // say WouldBlock (a syscall per response saved).
+                    if !go_on || n < self.buf.len() {
                         return;
                     }
                 }
