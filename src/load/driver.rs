@@ -186,7 +186,9 @@ impl Driver {
                 }
                 return Err(e);
             }
-            for event in events.iter() {
+            // Nothing that arrives after the end is looked at: the run is over.
+            let ended = Instant::now() >= self.clock.end;
+            for event in events.iter().take_while(|_| !ended) {
                 if event.token() == TIMER {
                     self.timer.drain();
                     self.armed = None;

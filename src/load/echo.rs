@@ -16,19 +16,16 @@ pub struct EchoClient {
     /// Bytes of the outstanding message already echoed.
     matched: usize,
     expected: Vec<u8>,
-    sends: bool,
 }
 
 impl EchoClient {
-    /// A client sending `size`-byte messages (`sends`: false for a silent
-    /// connection that only probes nothing).
-    pub fn new(size: usize, sends: bool) -> Self {
+    /// A client sending `size`-byte messages.
+    pub fn new(size: usize) -> Self {
         EchoClient {
             size: size.max(1),
             seq: 0,
             matched: 0,
             expected: Vec::new(),
-            sends,
         }
     }
 }
@@ -46,7 +43,7 @@ fn fill(buf: &mut Vec<u8>, size: usize, seq: u64) {
 
 impl Client for EchoClient {
     fn sends(&self) -> bool {
-        self.sends
+        true
     }
 
     fn request(&mut self, out: &mut Vec<u8>, _now: Instant) {
@@ -96,7 +93,7 @@ mod tests {
     fn an_echo_in_any_chunking_completes_once() {
         let now = Instant::now();
         for chunk in 1..=10 {
-            let mut c = EchoClient::new(10, true);
+            let mut c = EchoClient::new(10);
             let mut out = Vec::new();
             c.request(&mut out, now);
             assert_eq!(out.len(), 10);
@@ -111,7 +108,7 @@ mod tests {
     #[test]
     fn a_wrong_or_extra_byte_is_a_protocol_error() {
         let now = Instant::now();
-        let mut c = EchoClient::new(4, true);
+        let mut c = EchoClient::new(4);
         let mut out = Vec::new();
         c.request(&mut out, now);
         let mut sink = Sink::default();
@@ -136,7 +133,7 @@ mod tests {
     #[test]
     fn messages_differ_between_requests() {
         let now = Instant::now();
-        let mut c = EchoClient::new(8, true);
+        let mut c = EchoClient::new(8);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         c.request(&mut a, now);
         c.received(&a, now, &mut Sink::default()).unwrap();

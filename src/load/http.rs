@@ -132,10 +132,7 @@ impl HttpClient {
                 return Ok(());
             }
             if !self.outstanding {
-                return Err(Fault::new(
-                    ErrorKind::Protocol,
-                    "response bytes with no request outstanding",
-                ));
+                return Err(self.unsolicited());
             }
             let Some(head) = self.head()? else {
                 return self.check_size();
@@ -165,6 +162,26 @@ impl HttpClient {
                 ErrorKind::Status,
                 format!("HTTP {} {}", head.status, head.reason),
             ));
+        }
+    }
+
+    /// Bytes with no request outstanding. A whole response there is a
+    /// server turning the connection away (a 503 when busy, a 408 on an
+    /// idle connection, which HTTP/1.1 allows before closing): counted as
+    /// a status error. Anything else breaks the protocol.
+    fn unsolicited(&self) -> Fault {
+        match self.head() {
+            Ok(Some(head)) => Fault::new(
+                ErrorKind::Status,
+                format!(
+                    "HTTP {} {} with no request outstanding",
+                    head.status, head.reason
+                ),
+            ),
+            _ => Fault::new(
+                ErrorKind::Protocol,
+                "response bytes with no request outstanding",
+            ),
         }
     }
 
@@ -386,5 +403,15 @@ mod tests {
                 .kind,
             ErrorKind::Protocol
         );
+        // A whole response (a busy 503) is a status error.
+        let mut c = HttpClient::new("h", "/", true, true);
+        let e = feed_all(
+            &mut c,
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Status);
+        assert!(e.cause.contains("503 Busy"), "{}", e.cause);
     }
 }

@@ -41,6 +41,7 @@ mod driver;
 pub mod echo;
 pub mod errors;
 pub mod http;
+pub mod idle;
 pub mod latency;
 mod procstat;
 mod progress;
@@ -139,7 +140,7 @@ pub fn run(config: &LoadConfig) -> Result<Report, String> {
 /// The workload's client for connection `slot`.
 fn client_for(config: &LoadConfig, slot: usize, epoch: Instant) -> Box<dyn Client> {
     match config.workload {
-        Workload::Echo => Box::new(echo::EchoClient::new(config.size, true)),
+        Workload::Echo => Box::new(echo::EchoClient::new(config.size)),
         Workload::Http => Box::new(http::HttpClient::new(
             &config.host,
             &config.path,
@@ -161,8 +162,8 @@ fn client_for(config: &LoadConfig, slot: usize, epoch: Instant) -> Box<dyn Clien
                     config.keepalive,
                     true,
                 )),
-                Some(Probe::Echo) if probing => Box::new(echo::EchoClient::new(config.size, true)),
-                _ => Box::new(echo::EchoClient::new(config.size, false)),
+                Some(Probe::Echo) if probing => Box::new(echo::EchoClient::new(config.size)),
+                _ => Box::new(idle::SilentClient),
             }
         }
     }
