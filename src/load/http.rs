@@ -178,10 +178,16 @@ impl HttpClient {
                     head.status, head.reason
                 ),
             ),
-            _ => Fault::new(
-                ErrorKind::Protocol,
-                "response bytes with no request outstanding",
-            ),
+            _ => {
+                let start = &self.buf[..self.buf.len().min(40)];
+                Fault::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "response bytes with no request outstanding: {:?}",
+                        String::from_utf8_lossy(start)
+                    ),
+                )
+            }
         }
     }
 
