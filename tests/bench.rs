@@ -56,8 +56,8 @@ fn a_tiny_echo_sweep_writes_json_markdown_and_charts() {
     }
     assert_eq!(points[2]["connections_open_at_end"], 20);
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
-    assert!(md.contains("| pool | echo | 4 |"), "{md}");
-    assert!(md.contains("| pool | idle | 20 |"), "{md}");
+    assert!(md.contains("| pool | echo | 4 | 4 |"), "{md}");
+    assert!(md.contains("| pool | idle | 20 | 20 |"), "{md}");
     for chart in ["throughput.svg", "p99.svg", "memory.svg"] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("pool"), "{chart}");

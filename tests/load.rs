@@ -569,3 +569,24 @@ fn http_against_spindle_serve_http() {
     assert!(r3.requests > 0 && r3.errors_total == 0, "{r3}");
     assert_eq!(r3.idle.as_ref().unwrap().held_at_end, 10, "{r3}");
 }
+
+#[test]
+fn a_busy_message_then_close_is_seen_as_a_close() {
+    // The server says why and closes at once: the bytes and the FIN arrive
+    // together, and the close must still be noticed.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        for conn in listener.incoming().take(5) {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\nbusy\n");
+        }
+    });
+    let r = run(&config(Workload::Idle, addr, 5, 300));
+    let idle = r.idle.as_ref().unwrap();
+    assert_eq!(idle.established, 5, "{r}");
+    assert_eq!(idle.closed, 5, "{r}");
+    assert_eq!(idle.held_at_end, 0, "{r}");
+    server.join().unwrap();
+}

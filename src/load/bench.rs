@@ -586,17 +586,17 @@ pub fn markdown(r: &BenchResults) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | workload | connections | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
+        "| model | workload | connections | open at the end | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
     );
     for p in &r.points {
         if let Some(f) = &p.failure {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | failed: {} | | | | {} | | | | | | | |",
+                "| {} | {} | {} | | failed: {} | | | | {} | | | | | | | |",
                 p.model,
                 p.workload,
                 p.connections,
@@ -611,10 +611,11 @@ pub fn markdown(r: &BenchResults) -> String {
             .map_or("-".to_string(), |v| format!("{v:.1}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
             p.model,
             p.workload,
             p.connections,
+            p.connections_open_at_end,
             p.requests_per_sec,
             p.latency_us.p50,
             p.latency_us.p99,
@@ -700,7 +701,7 @@ mod tests {
             points: vec![ok, bad],
         };
         let md = markdown(&r);
-        assert!(md.contains("| pool | echo | 16 | 1234 |"), "{md}");
+        assert!(md.contains("| pool | echo | 16 | 0 | 1234 |"), "{md}");
         assert!(md.contains("| 2.0 |"), "{md}");
         assert!(md.contains("failed: the server exited / badly"), "{md}");
         assert!(md.contains("`spindle bench echo`"));

@@ -199,6 +199,7 @@ impl Driver {
                     self.ready(
                         i,
                         event.is_writable() || event.is_error() || event.is_write_closed(),
+                        event.is_read_closed() || event.is_error(),
                     );
                 }
             }
@@ -330,7 +331,7 @@ impl Driver {
     }
 
     /// A readiness event for connection `i`.
-    fn ready(&mut self, i: usize, writable: bool) {
+    fn ready(&mut self, i: usize, writable: bool, read_closed: bool) {
         if self.conns[i].state == State::Connecting {
             match self.connect_result(i) {
                 Ok(false) => return, // spurious wake-up: still connecting
@@ -342,7 +343,7 @@ impl Driver {
             self.flush(i);
         }
         if matches!(self.conns[i].state, State::Ready | State::Waiting) {
-            self.read(i);
+            self.read(i, read_closed);
         }
     }
 
@@ -444,7 +445,10 @@ impl Driver {
         c.out_at = 0;
     }
 
-    fn read(&mut self, i: usize) {
+    /// Reads until the socket is drained. `read_closed`: the peer's FIN
+    /// came with this event, so read on to the end-of-file even after a
+    /// short read (no further edge would announce it).
+    fn read(&mut self, i: usize, read_closed: bool) {
         loop {
             let Some(stream) = self.conns[i].stream.as_mut() else {
                 return;
@@ -471,8 +475,9 @@ impl Driver {
                     self.sink = sink;
                     // A short read drained the socket: the next arrival
                     // raises a new edge, so skip the read that would only
-                    // say WouldBlock (a syscall per response saved).
-                    if !go_on || n < self.buf.len() {
+                    // say WouldBlock (a syscall per response saved). Not
+                    // when the FIN is already in: its edge has passed.
+                    if !go_on || (n < self.buf.len() && !read_closed) {
                         return;
                     }
                 }
