@@ -54,10 +54,12 @@ fn a_tiny_echo_sweep_writes_json_markdown_and_charts() {
         assert!(p["server"]["threads_max"].as_u64().unwrap() > 1, "{p}");
         assert!(p["latency_us"]["p99"].is_number());
     }
-    assert_eq!(points[2]["connections_open_at_end"], 20);
+    let idle = &points[2];
+    assert_eq!(idle["connections_established"], 20, "{idle}");
+    assert_eq!(idle["errors_total"], 0, "{idle}");
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
-    assert!(md.contains("| pool | echo | 4 | 4 |"), "{md}");
-    assert!(md.contains("| pool | idle | 20 | 20 |"), "{md}");
+    assert!(md.contains("| pool | echo | 4 | 4 | 0 |"), "{md}");
+    assert!(md.contains("| pool | idle | 20 |"), "{md}");
     for chart in ["throughput.svg", "p99.svg", "memory.svg"] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("pool"), "{chart}");

@@ -457,6 +457,7 @@ fn json_report_has_the_documented_fields() {
         "connect_latency_us",
         "connections_established",
         "connections_open_at_end",
+        "connections_connecting_at_end",
         "sent_bytes",
         "received_bytes",
         "sent_bytes_per_sec",

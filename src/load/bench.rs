@@ -84,6 +84,8 @@ pub struct Point {
     pub connections_established: u64,
     /// Connections open at the end.
     pub connections_open_at_end: u64,
+    /// Connections still connecting at the end.
+    pub connections_connecting_at_end: u64,
     /// Requests per connection.
     pub fairness: Fairness,
     /// All errors.
@@ -259,6 +261,7 @@ fn failed(model: Model, w: Workload, connections: usize, why: String) -> Point {
         latency_us: LatencySummary::default(),
         connections_established: 0,
         connections_open_at_end: 0,
+        connections_connecting_at_end: 0,
         fairness: Fairness::default(),
         errors_total: 0,
         errors: Vec::new(),
@@ -347,6 +350,7 @@ fn measure(
     point.latency_us = report.latency_us;
     point.connections_established = report.connections_established;
     point.connections_open_at_end = report.connections_open_at_end;
+    point.connections_connecting_at_end = report.connections_connecting_at_end;
     point.fairness = report.fairness;
     point.errors_total = report.errors_total;
     point.errors = report.errors;
@@ -586,17 +590,17 @@ pub fn markdown(r: &BenchResults) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | workload | connections | open at the end | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
+        "| model | workload | connections | open at the end | connecting at the end | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
     );
     for p in &r.points {
         if let Some(f) = &p.failure {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | | failed: {} | | | | {} | | | | | | | |",
+                "| {} | {} | {} | | | failed: {} | | | | {} | | | | | | | |",
                 p.model,
                 p.workload,
                 p.connections,
@@ -611,11 +615,12 @@ pub fn markdown(r: &BenchResults) -> String {
             .map_or("-".to_string(), |v| format!("{v:.1}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
             p.model,
             p.workload,
             p.connections,
             p.connections_open_at_end,
+            p.connections_connecting_at_end,
             p.requests_per_sec,
             p.latency_us.p50,
             p.latency_us.p99,
@@ -701,7 +706,7 @@ mod tests {
             points: vec![ok, bad],
         };
         let md = markdown(&r);
-        assert!(md.contains("| pool | echo | 16 | 0 | 1234 |"), "{md}");
+        assert!(md.contains("| pool | echo | 16 | 0 | 0 | 1234 |"), "{md}");
         assert!(md.contains("| 2.0 |"), "{md}");
         assert!(md.contains("failed: the server exited / badly"), "{md}");
         assert!(md.contains("`spindle bench echo`"));

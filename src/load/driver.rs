@@ -229,8 +229,10 @@ impl Driver {
     fn finish(&mut self) {
         self.publish();
         for c in &mut self.conns {
-            if matches!(c.state, State::Ready | State::Waiting) {
-                self.stats.open_at_end += 1;
+            match c.state {
+                State::Ready | State::Waiting => self.stats.open_at_end += 1,
+                State::Connecting => self.stats.connecting_at_end += 1,
+                _ => {}
             }
             if c.client.sends() {
                 self.stats.per_connection.push(c.served);

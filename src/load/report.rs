@@ -48,6 +48,8 @@ pub struct Report {
     pub connections_established: u64,
     /// Connections open when the run ended.
     pub connections_open_at_end: u64,
+    /// Connections still connecting when the run ended.
+    pub connections_connecting_at_end: u64,
     /// Bytes written in the measured time.
     pub sent_bytes: u64,
     /// Bytes read in the measured time.
@@ -111,6 +113,8 @@ pub struct IdleReport {
     pub closed: u64,
     /// Still held when the run ended.
     pub held_at_end: u64,
+    /// Still waiting for the handshake when the run ended.
+    pub connecting_at_end: u64,
 }
 
 impl Report {
@@ -162,6 +166,7 @@ impl Report {
             timed_out: stats.errors.count(ErrorKind::Timeout),
             closed: stats.errors.count(ErrorKind::Closed),
             held_at_end: stats.open_at_end,
+            connecting_at_end: stats.connecting_at_end,
         });
         Report {
             workload: config.workload.name().to_string(),
@@ -183,6 +188,7 @@ impl Report {
             connect_latency_us: stats.connect.summary(),
             connections_established: stats.connects,
             connections_open_at_end: stats.open_at_end,
+            connections_connecting_at_end: stats.connecting_at_end,
             sent_bytes: stats.bytes_sent,
             received_bytes: stats.bytes_received,
             sent_bytes_per_sec: per_sec(stats.bytes_sent),
@@ -323,14 +329,22 @@ impl fmt::Display for Report {
         );
         let _ = writeln!(
             s,
-            "  connections  {} established, {} open at the end",
-            self.connections_established, self.connections_open_at_end
+            "  connections  {} established, {} open and {} still connecting at the end",
+            self.connections_established,
+            self.connections_open_at_end,
+            self.connections_connecting_at_end
         );
         if let Some(i) = &self.idle {
             let _ = writeln!(
                 s,
-                "  idle         {} established, {} refused, {} reset, {} timed out, {} closed by the server, {} held at the end",
-                i.established, i.refused, i.reset, i.timed_out, i.closed, i.held_at_end
+                "  idle         {} established, {} refused, {} reset, {} timed out, {} closed by the server, {} held and {} still connecting at the end",
+                i.established,
+                i.refused,
+                i.reset,
+                i.timed_out,
+                i.closed,
+                i.held_at_end,
+                i.connecting_at_end
             );
         }
         let _ = writeln!(

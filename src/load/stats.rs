@@ -33,6 +33,9 @@ pub struct Stats {
     pub delivered: u64,
     /// Connections open when the run ended.
     pub open_at_end: u64,
+    /// Connections still being established when the run ended (the
+    /// server's accept queue full: the kernel drops SYNs, the client waits).
+    pub connecting_at_end: u64,
 }
 
 impl Stats {
@@ -50,6 +53,7 @@ impl Stats {
         self.connects += other.connects;
         self.delivered += other.delivered;
         self.open_at_end += other.open_at_end;
+        self.connecting_at_end += other.connecting_at_end;
     }
 }
 
