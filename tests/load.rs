@@ -122,6 +122,7 @@ fn idle_holds_connections_and_probes_a_few() {
         "{r}"
     );
     assert_eq!(r.fairness.connections, 2, "only probes send");
+    assert_eq!(r.mode, "idle");
     // Two probes every 100 ms for 0.5 s: at most 2 * 6.
     assert!(r.requests > 0 && r.requests <= 12, "{r}");
     assert!(r.succeeded());

@@ -26,7 +26,7 @@ pub struct Report {
     pub connections: usize,
     /// Event-loop threads.
     pub threads: usize,
-    /// `closed_loop` or `open_loop`.
+    /// `closed_loop`, `open_loop`, or `idle` (probes on a fixed schedule).
     pub mode: String,
     /// The measured time.
     pub duration_sec: f64,
@@ -173,10 +173,11 @@ impl Report {
             target: config.host.clone(),
             connections: config.connections,
             threads: config.threads,
-            mode: if config.rate.is_some() && config.workload != Workload::Idle {
-                "open_loop"
-            } else {
-                "closed_loop"
+            mode: match (config.workload, config.rate) {
+                // Idle probes keep their own fixed schedule.
+                (Workload::Idle, _) => "idle",
+                (_, Some(_)) => "open_loop",
+                (_, None) => "closed_loop",
             }
             .to_string(),
             duration_sec: measured_sec,
