@@ -592,3 +592,36 @@ fn a_busy_message_then_close_is_seen_as_a_close() {
     assert_eq!(idle.held_at_end, 0, "{r}");
     server.join().unwrap();
 }
+
+#[test]
+fn a_pool_smaller_than_the_clients_shows_starved_connections() {
+    // 2 workers, 8 queue places, 4 long-lived echo clients: two are served,
+    // two wait in the queue for ever. The report must show it.
+    let mut server = Server::new(ServerConfig {
+        workers: 2,
+        queue: 8,
+        ..ServerConfig::default()
+    });
+    server
+        .listen(
+            &Endpoint::parse("tcp:port=0:interface=127.0.0.1").unwrap(),
+            Arc::new(echo::factory()),
+        )
+        .unwrap();
+    let server = server.spawn().unwrap();
+    let mut c = config(Workload::Echo, server.tcp_addr(), 4, 400);
+    c.timeout = Duration::from_secs(5); // longer than the run: no timeouts
+    let r = run(&c);
+    assert_eq!(r.fairness.connections, 4);
+    assert_eq!(r.fairness.connections_without_service, 2, "{r}");
+    assert_eq!(r.fairness.requests_per_connection_min, 0);
+    assert!(r.fairness.requests_per_connection_max > 0);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("2 of 4 connections got no service")),
+        "{r}"
+    );
+    assert!(r.to_string().contains("2 of 4 connections got none"));
+    assert_eq!(r.errors_total, 0, "{r}");
+}
