@@ -6,7 +6,7 @@
 //! logged and drops that connection only, before its body is read.
 //!
 //! ```text
-//! $ printf '\0\0\0\x05hello' | nc -q1 localhost 1238 | od -c
+//! $ printf '\0\0\0\x05hello' | nc -N localhost 1238 | od -c
 //! 0000000  \0  \0  \0 005   h   e   l   l   o
 //! ```
 

@@ -5,7 +5,7 @@
 //! otherwise) is logged and drops that connection only.
 //!
 //! ```text
-//! $ printf '5:hello,0:,' | nc -q1 localhost 1237
+//! $ printf '5:hello,0:,' | nc -N localhost 1237
 //! 5:hello,0:,
 //! ```
 
