@@ -47,7 +47,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -103,6 +103,11 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
+    /// a peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    max_string_length: usize,
 }
 
 impl ServeArgs {
@@ -124,6 +129,7 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_string_length: Some(self.max_string_length),
         }
     }
 }

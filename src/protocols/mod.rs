@@ -4,5 +4,7 @@
 //! where `spindle serve NAME` listens unless told otherwise.
 
 pub mod echo;
+pub mod int32_echo;
+pub mod netstring_echo;
 pub mod qotd;
 pub mod welcome;
