@@ -60,6 +60,11 @@ mod tests {
             crate::Endpoint::parse(ep).unwrap();
             build_factory(name, &ProtocolOptions::default()).unwrap();
         }
-        assert!(build_factory("gopher", &ProtocolOptions::default()).unwrap_err().contains("gopher"));
+        assert!(
+            build_factory("gopher", &ProtocolOptions::default())
+                .err()
+                .unwrap()
+                .contains("gopher")
+        );
     }
 }
