@@ -47,7 +47,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, or all.
+    /// The protocol: echo, qotd, welcome, chat, answer, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -99,6 +99,10 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// chat: the longest nick, in characters.
+    #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
+    max_nick: usize,
 }
 
 impl ServeArgs {
@@ -120,6 +124,7 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_nick_len: Some(self.max_nick),
         }
     }
 }

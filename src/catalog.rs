@@ -9,16 +9,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::protocol::Factory;
-use crate::protocols::{echo, qotd, welcome};
+use crate::protocols::{answer, chat, echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome"];
+pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "chat", "answer"];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// Chat: the longest nick, in characters (default:
+    /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
+    pub max_nick_len: Option<usize>,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -27,6 +30,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "chat" => chat::DEFAULT_ENDPOINT,
+        "answer" => answer::DEFAULT_ENDPOINT,
         _ => return None,
     })
 }
@@ -40,6 +45,12 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "chat" => match options.max_nick_len {
+            Some(0) => return Err("--max-nick must be at least 1".to_string()),
+            Some(max) => Arc::new(chat::ChatFactory::new(max)),
+            None => Arc::new(chat::ChatFactory::default()),
+        },
+        "answer" => Arc::new(answer::factory()),
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",

@@ -351,27 +351,53 @@ impl Room {
                 }
             }
             for (id, queued) in slow {
-                let Some(i) = state.position(id) else {
+                let Some(gone) = remove_slow(state, id, queued) else {
                     continue;
                 };
-                let gone = state.members.remove(i);
-                log::warn!("dropped slow consumer {}: {queued} lines queued", gone.addr);
-                let why = format!(
-                    "* you are being disconnected: {queued} lines were waiting for you to read them\r\n"
-                );
-                if (self.farewell)(&gone.handle, why.into_bytes()).is_err() {
+                if (self.farewell)(&gone.handle, farewell_line(queued).into_bytes()).is_err() {
                     // Not even the reserved slot: close it without a word.
                     gone.handle.abort_connection();
                 }
-                let notice = format!(
-                    "* {} was dropped: too slow to keep up ({} here)\r\n",
-                    gone.name(),
-                    state.members.len()
-                );
-                pending.push_back((notice.into_bytes(), None));
+                pending.push_back((dropped_notice(&gone, state), None));
             }
         }
     }
+
+    /// Drops `id` as a slow consumer found by its own connection (its inbox
+    /// has no room left for the rest of its own input): logged and
+    /// announced like any other drop. Returns the line to tell it, which
+    /// the caller writes directly; `Err(Gone)` if it was already out.
+    pub fn drop_slow(&self, id: MemberId) -> Result<String, Gone> {
+        let mut state = self.lock();
+        let queued = state.member(id)?.handle.queued();
+        let gone = remove_slow(&mut state, id, queued).ok_or(Gone)?;
+        let notice = dropped_notice(&gone, &state);
+        self.broadcast(&mut state, notice, None);
+        Ok(farewell_line(queued))
+    }
+}
+
+/// Takes a slow member out and logs it.
+fn remove_slow(state: &mut State, id: MemberId, queued: usize) -> Option<Member> {
+    let i = state.position(id)?;
+    let gone = state.members.remove(i);
+    log::warn!("dropped slow consumer {}: {queued} lines queued", gone.addr);
+    Some(gone)
+}
+
+/// What a slow consumer is told, if it ever reads again.
+fn farewell_line(queued: usize) -> String {
+    format!("* you are being disconnected: {queued} lines were waiting for you to read them\r\n")
+}
+
+/// What the others are told when a slow consumer is dropped.
+fn dropped_notice(gone: &Member, state: &State) -> Vec<u8> {
+    format!(
+        "* {} was dropped: too slow to keep up ({} here)\r\n",
+        gone.name(),
+        state.members.len()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! Each module holds one protocol, its factory, and `DEFAULT_ENDPOINT`,
 //! where `spindle serve NAME` listens unless told otherwise.
 
+pub mod answer;
+pub mod chat;
 pub mod chat_room;
 pub mod echo;
+mod lines;
 pub mod qotd;
 pub mod welcome;

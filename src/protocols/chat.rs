@@ -1,0 +1,361 @@
+//! The tutorial's pub/sub chat, done right on threads: every line a client
+//! sends goes to every client, prefixed with who said it.
+//!
+//! ```text
+//! $ telnet localhost 1025
+//! * welcome, 127.0.0.1:51234: 2 here (you included); /help lists the commands
+//! hello
+//! <127.0.0.1:51234> hello
+//! /nick alice
+//! * 127.0.0.1:51234 is now known as alice
+//! <127.0.0.1:51236> hi alice
+//! /quit
+//! * bye
+//! ```
+//!
+//! The tutorial prefixed every line with `transport.getHost()`, which is
+//! the *server's* address, so every line from everyone looked the same;
+//! here the prefix names the sender: its `ip:port`, or its nick.
+//!
+//! The room's state (who is here, nicks, the fan-out and the slow-consumer
+//! policy) lives in [`chat_room`](super::chat_room); this file is the part
+//! one person at a terminal talks to: the greeting, the commands, and the
+//! error messages.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::chat_room::{self, MemberId, NickError, Room};
+use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
+use crate::transport::{ConnHandle, HandleError, Transport};
+
+/// Where `spindle serve chat` listens unless told otherwise.
+pub const DEFAULT_ENDPOINT: &str = "tcp:1025";
+
+/// What `/help` prints, one line each.
+pub const HELP: &[&str] = &[
+    "* commands:",
+    "*   /nick NAME   be called NAME (letters, digits, _ and -; starts with a letter)",
+    "*   /who         who is here",
+    "*   /me ACTION   say `* NAME ACTION`",
+    "*   /help        this text",
+    "*   /quit        leave",
+    "* any other line is said to everyone; start it with // to say a line beginning with /",
+];
+
+/// How many lines a client may send ahead of its own echo, as a multiple
+/// of its outbound queue (`--outbound-queue`), before it counts as a slow
+/// consumer. See [`Chat`].
+pub const BACKLOG_FACTOR: usize = 16;
+
+/// One person in the chat room. See the [module docs](self).
+///
+/// # A sender is a reader too
+///
+/// Everything a client says comes back to it through its own inbox, in the
+/// room's order. One read from its socket may hold thousands of lines (a
+/// paste, a benchmark), more than its inbox holds, and the owner cannot
+/// drain the inbox while it is busy with that very read. So when the inbox
+/// is nearly full, the chat holds the client's remaining lines back, in
+/// order, and queues a *resume* behind the lines already waiting: when the
+/// owner reaches it, those lines have gone out, and the held-back ones are
+/// said. A client that gets more than [`BACKLOG_FACTOR`] × its outbound
+/// queue lines ahead of its own echo is sending faster than it reads, and
+/// is dropped as a slow consumer.
+#[derive(Debug)]
+pub struct Chat {
+    room: Arc<Room>,
+    me: Option<MemberId>,
+    own: Option<ConnHandle>,
+    backlog: VecDeque<Vec<u8>>,
+    resume_queued: bool,
+    lines: super::lines::Lines,
+}
+
+/// Writes one line with the CRLF every output line ends with.
+fn send_line(transport: &mut Transport, line: &str) {
+    transport.write_sequence(&[line.as_bytes(), b"\r\n"]);
+}
+
+impl Chat {
+    /// A member-to-be of `room`; it joins on `connection_made`.
+    pub fn new(room: Arc<Room>) -> Self {
+        Chat {
+            room,
+            me: None,
+            own: None,
+            backlog: VecDeque::new(),
+            resume_queued: false,
+            lines: Default::default(),
+        }
+    }
+
+    /// Joins the room and greets. Lines broadcast from now on reach this
+    /// connection through its inbox, after the greeting.
+    pub fn connection_made(&mut self, transport: &mut Transport) {
+        let own = transport.handle();
+        let joined = self.room.join(own.clone());
+        self.me = Some(joined.id);
+        self.own = Some(own);
+        send_line(
+            transport,
+            &format!(
+                "* welcome, {}: {} here (you included); /help lists the commands",
+                joined.name, joined.here
+            ),
+        );
+    }
+
+    /// One line from the client, without its line end.
+    pub fn line_received(&mut self, line: &[u8], transport: &mut Transport) {
+        if self.me.is_none() {
+            return;
+        }
+        if self.backlog.is_empty() && self.room_for_echo() {
+            self.handle_line(line, transport);
+        } else {
+            self.hold(line.to_vec(), transport);
+        }
+    }
+
+    /// Whether our inbox can take one more line and still keep a slot for
+    /// a resume and one for the room's farewell.
+    fn room_for_echo(&self) -> bool {
+        self.own
+            .as_ref()
+            .is_none_or(|h| h.queued() + 2 < h.capacity())
+    }
+
+    /// Keeps `line` until the inbox has drained, and makes sure a resume
+    /// is queued behind what is waiting there.
+    fn hold(&mut self, line: Vec<u8>, transport: &mut Transport) {
+        self.backlog.push_back(line);
+        let Some(own) = self.own.clone() else { return };
+        if self.backlog.len() > BACKLOG_FACTOR * own.capacity() {
+            log::info!("{} lines sent ahead of their echo", self.backlog.len());
+            self.drop_self(transport);
+            return;
+        }
+        self.queue_resume(transport);
+    }
+
+    /// Queues a resume behind what waits in our inbox, unless one is
+    /// already there. No room even for that: we are a slow consumer.
+    fn queue_resume(&mut self, transport: &mut Transport) {
+        let Some(own) = &self.own else { return };
+        if self.resume_queued {
+            return;
+        }
+        match own.call::<ChatProtocol, _>(|chat, transport| chat.resume(transport)) {
+            Ok(()) => self.resume_queued = true,
+            Err(_) => self.drop_self(transport),
+        }
+    }
+
+    /// Our inbox drained up to the resume: say the held-back lines, as
+    /// many as it has room for (at least one, so that this always moves).
+    fn resume(&mut self, transport: &mut Transport) {
+        self.resume_queued = false;
+        let mut first = true;
+        while let Some(line) = self.backlog.pop_front() {
+            if transport.is_disconnecting() || self.me.is_none() {
+                self.backlog.clear();
+                return;
+            }
+            if !first && !self.room_for_echo() {
+                self.backlog.push_front(line);
+                self.queue_resume(transport);
+                return;
+            }
+            first = false;
+            self.handle_line(&line, transport);
+        }
+    }
+
+    /// One line, now.
+    fn handle_line(&mut self, line: &[u8], transport: &mut Transport) {
+        let Some(me) = self.me else { return };
+        if line.iter().all(|b| *b == b' ' || *b == b'\t') {
+            return;
+        }
+        let said = match line.strip_prefix(b"/") {
+            Some(rest) if rest.starts_with(b"/") => self.room.say(me, rest),
+            Some(rest) => {
+                self.command(me, rest, transport);
+                return;
+            }
+            None => self.room.say(me, line),
+        };
+        if said.is_err() {
+            self.dropped(transport);
+        }
+    }
+
+    /// A `/command`, `rest` being what follows the slash.
+    fn command(&mut self, me: MemberId, rest: &[u8], transport: &mut Transport) {
+        let text = String::from_utf8_lossy(rest);
+        let (word, args) = match text.split_once(' ') {
+            Some((word, args)) => (word, args.trim()),
+            None => (text.as_ref(), ""),
+        };
+        match word.to_ascii_lowercase().as_str() {
+            "nick" => match self.room.rename(me, args) {
+                Ok(_) => {}
+                Err(NickError::Gone) => self.dropped(transport),
+                Err(e) => send_line(transport, &format!("! {e}")),
+            },
+            "who" => {
+                let names = self.room.who();
+                send_line(
+                    transport,
+                    &format!("* {} here: {}", names.len(), names.join(", ")),
+                );
+            }
+            "me" if args.is_empty() => send_line(transport, "! usage: /me ACTION"),
+            "me" => {
+                if self.room.emote(me, args.as_bytes()).is_err() {
+                    self.dropped(transport);
+                }
+            }
+            "help" => {
+                for line in HELP {
+                    send_line(transport, line);
+                }
+            }
+            "quit" => {
+                self.leave();
+                send_line(transport, "* bye");
+                transport.lose_connection();
+            }
+            _ => send_line(
+                transport,
+                &format!(
+                    "! unknown command /{}; /help lists the commands",
+                    chat_room::printable(word.as_bytes())
+                ),
+            ),
+        }
+    }
+
+    /// We found ourselves too far behind: out of the room, told why, closed.
+    fn drop_self(&mut self, transport: &mut Transport) {
+        self.backlog.clear();
+        if let Some(me) = self.me.take()
+            && let Ok(why) = self.room.drop_slow(me)
+        {
+            transport.write(why.as_bytes());
+        }
+        transport.lose_connection();
+    }
+
+    /// The room dropped us as a slow consumer while we were talking: say
+    /// so now (our farewell is stuck behind the lines we did not read) and
+    /// close.
+    fn dropped(&mut self, transport: &mut Transport) {
+        self.me = None;
+        send_line(
+            transport,
+            "* you are being disconnected: too many lines were waiting for you to read them",
+        );
+        transport.lose_connection();
+    }
+
+    /// A line longer than the limit: it reaches no one, the client is told
+    /// why, and the connection is dropped (as Twisted drops it).
+    pub fn line_too_long(&mut self, max: usize, transport: &mut Transport) {
+        log::info!("line longer than {max} bytes; dropping the connection");
+        self.leave();
+        send_line(
+            transport,
+            &format!("! line too long (the limit is {max} bytes); disconnecting"),
+        );
+        transport.lose_connection();
+    }
+
+    /// Leaves the room, once.
+    fn leave(&mut self) {
+        if let Some(me) = self.me.take() {
+            self.room.leave(me);
+        }
+    }
+
+    /// The connection is gone: leave the room if still in it.
+    pub fn connection_lost(&mut self, _reason: &Reason) {
+        self.leave();
+    }
+}
+
+/// The slow consumer's farewell: a closure on its owner that writes the
+/// reason and closes, so it goes out after every line the client was owed.
+fn farewell(handle: &ConnHandle, line: Vec<u8>) -> Result<(), HandleError> {
+    handle.call::<ChatProtocol, _>(move |_, transport| {
+        transport.write(&line);
+        transport.lose_connection();
+    })
+}
+
+/// What the factory builds: the chat behind the line receiver.
+pub type ChatProtocol = Chat;
+
+impl Protocol for Chat {
+    fn connection_made(&mut self, transport: &mut Transport) {
+        Chat::connection_made(self, transport);
+    }
+
+    fn data_received(&mut self, data: &[u8], transport: &mut Transport) {
+        // Placeholder until the line receiver lands.
+        for piece in self.lines.push(data) {
+            if transport.is_disconnecting() {
+                return;
+            }
+            match piece {
+                super::lines::Piece::Line(line) => self.line_received(&line, transport),
+                super::lines::Piece::TooLong => self.line_too_long(super::lines::MAX, transport),
+            }
+        }
+    }
+
+    fn connection_lost(&mut self, reason: &Reason) {
+        Chat::connection_lost(self, reason);
+    }
+}
+
+/// Holds the room (`ChatFactory` in logs).
+#[derive(Debug)]
+pub struct ChatFactory {
+    room: Arc<Room>,
+}
+
+impl ChatFactory {
+    /// A chat service whose nicks have at most `max_nick_len` characters.
+    pub fn new(max_nick_len: usize) -> Self {
+        ChatFactory {
+            room: Arc::new(Room::new(max_nick_len, farewell)),
+        }
+    }
+
+    /// The room, shared by every connection.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+}
+
+impl Default for ChatFactory {
+    fn default() -> Self {
+        ChatFactory::new(chat_room::DEFAULT_MAX_NICK_LEN)
+    }
+}
+
+impl Factory for ChatFactory {
+    fn name(&self) -> &str {
+        "ChatFactory"
+    }
+
+    fn build_protocol(&self, _peer: &Addr) -> Result<Box<dyn Protocol>, Refusal> {
+        Ok(Box::new(Chat::new(self.room.clone())))
+    }
+
+    fn busy_message(&self) -> Option<&[u8]> {
+        Some(b"* the chat is full; try again later\r\n")
+    }
+}
