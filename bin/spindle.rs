@@ -56,6 +56,10 @@ struct ServeArgs {
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
 
+    /// Add N to every default port (to run two `serve all` side by side).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    port_offset: u16,
+
     /// The concurrency model.
     #[arg(long, value_enum, default_value = "pool")]
     model: ModelArg,
@@ -155,7 +159,9 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     }
     let names: Vec<&str> = if args.protocol == "all" {
         if !args.listen.is_empty() {
-            return Err(usage("--listen cannot be used with `serve all`: each protocol uses its own port"));
+            return Err(usage(
+                "--listen cannot be used with `serve all`: each protocol uses its own port",
+            ));
         }
         catalog::NAMES.to_vec()
     } else {
@@ -166,8 +172,9 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     for name in &names {
         let factory = catalog::build_factory(name, &options).map_err(usage)?;
         let endpoints: Vec<String> = if args.listen.is_empty() {
-            let default = catalog::default_endpoint(name).ok_or_else(|| usage(format!("no default port for {name}")))?;
-            vec![default.to_string()]
+            let default = catalog::default_endpoint(name)
+                .ok_or_else(|| usage(format!("no default port for {name}")))?;
+            vec![offset_port(default, args.port_offset)?]
         } else {
             args.listen.clone()
         };
@@ -183,7 +190,33 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
     }
     install_signal_handlers(server.stopper())?;
-    server.run().map_err(|e| runtime(format!("server failed: {e}")))
+    server
+        .run()
+        .map_err(|e| runtime(format!("server failed: {e}")))
+}
+
+/// `tcp:1234` shifted by `offset`: `tcp:1334`.
+fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
+    match Endpoint::parse(endpoint).map_err(|e| usage(e.to_string()))? {
+        Endpoint::Tcp {
+            port,
+            interface,
+            backlog,
+        } => {
+            let port = port.checked_add(offset).ok_or_else(|| {
+                usage(format!(
+                    "--port-offset {offset} takes {endpoint} past port 65535"
+                ))
+            })?;
+            Ok(Endpoint::Tcp {
+                port,
+                interface,
+                backlog,
+            }
+            .to_string())
+        }
+        other => Ok(other.to_string()),
+    }
 }
 
 /// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once.

@@ -18,8 +18,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (t, 1.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
-        _ => Err(format!("{text:?} is not a duration like 10s, 500ms, 2m or 1.5")),
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "{text:?} is not a duration like 10s, 500ms, 2m or 1.5"
+        )),
     }
 }
 
@@ -47,6 +51,9 @@ mod tests {
         }
         assert_eq!(parse_optional_duration("off").unwrap(), None);
         assert_eq!(parse_optional_duration("0s").unwrap(), None);
-        assert_eq!(parse_optional_duration("5s").unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_optional_duration("5s").unwrap(),
+            Some(Duration::from_secs(5))
+        );
     }
 }

@@ -152,7 +152,8 @@ impl Endpoint {
                         }
                     }
                 }
-                let port = port.ok_or_else(|| err(format!("{kind} needs a port, e.g. {kind}:1234")))?;
+                let port =
+                    port.ok_or_else(|| err(format!("{kind} needs a port, e.g. {kind}:1234")))?;
                 Ok(Endpoint::Tcp {
                     port,
                     interface,
@@ -257,7 +258,10 @@ impl Endpoint {
                 socket.bind(&socket2::SockAddr::unix(path)?)?;
                 socket.listen(*backlog)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
-                Ok(Listener::Unix(UnixListener::from(OwnedSocket(socket)), path.clone()))
+                Ok(Listener::Unix(
+                    UnixListener::from(OwnedSocket(socket)),
+                    path.clone(),
+                ))
             }
         }
     }
@@ -341,7 +345,10 @@ mod tests {
 
     #[test]
     fn tcp_forms() {
-        assert_eq!(Endpoint::parse("tcp:1234").unwrap(), tcp(1234, "0.0.0.0", 50));
+        assert_eq!(
+            Endpoint::parse("tcp:1234").unwrap(),
+            tcp(1234, "0.0.0.0", 50)
+        );
         assert_eq!(Endpoint::parse("tcp:0").unwrap(), tcp(0, "0.0.0.0", 50));
         assert_eq!(
             Endpoint::parse("tcp:port=1234:interface=127.0.0.1:backlog=7").unwrap(),
@@ -351,7 +358,10 @@ mod tests {
             Endpoint::parse("tcp:80:interface=127.0.0.1").unwrap(),
             tcp(80, "127.0.0.1", 50)
         );
-        assert_eq!(Endpoint::parse("tcp6:80:interface=\\:\\:1").unwrap(), tcp(80, "::1", 50));
+        assert_eq!(
+            Endpoint::parse("tcp6:80:interface=\\:\\:1").unwrap(),
+            tcp(80, "::1", 50)
+        );
     }
 
     #[test]
@@ -384,7 +394,10 @@ mod tests {
         ];
         for (input, needle) in cases {
             let e = Endpoint::parse(input).unwrap_err().to_string();
-            assert!(e.contains(needle), "{input:?} gave {e:?}, wanted {needle:?}");
+            assert!(
+                e.contains(needle),
+                "{input:?} gave {e:?}, wanted {needle:?}"
+            );
         }
     }
 

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+use super::ServerConfig;
 use super::registry::Registry;
 use super::stopper::Stopper;
 use super::stream::Stream;
-use super::ServerConfig;
 use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Protocol, Reason};
 use crate::transport::{Closing, ConnInfo, EngineHints, OwnerLink, Transport};
@@ -364,8 +364,10 @@ impl Owner<'_> {
     /// to `close_linger`, so that unread input does not turn our close into
     /// an RST that could destroy the last reply before the peer reads it.
     fn close_gracefully(&mut self, reason: &Reason) {
-        if matches!(reason, Reason::Done | Reason::Shutdown | Reason::TimedOut(_))
-            && self.stream.shutdown(Shutdown::Write).is_ok()
+        if matches!(
+            reason,
+            Reason::Done | Reason::Shutdown | Reason::TimedOut(_)
+        ) && self.stream.shutdown(Shutdown::Write).is_ok()
         {
             let deadline = Instant::now() + self.env.config.close_linger;
             match &self.reader {
@@ -377,7 +379,10 @@ impl Owner<'_> {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// The reader thread of inbox mode.

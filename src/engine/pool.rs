@@ -72,13 +72,20 @@ pub(crate) fn refuse(stream: Stream, factory: &dyn Factory, why: &str) {
     }
 }
 
-pub(crate) fn run(services: &[Service], config: Arc<ServerConfig>, stopper: &Stopper) -> std::io::Result<()> {
+pub(crate) fn run(
+    services: &[Service],
+    config: Arc<ServerConfig>,
+    stopper: &Stopper,
+) -> std::io::Result<()> {
     // crossbeam's bounded(0) is a rendezvous: with no queue, a connection
     // is handed over only to a worker already waiting.
     let (tx, rx) = crossbeam_channel::bounded::<Job>(config.queue);
     let registry = Arc::new(Registry::default());
     let shared = Arc::new(Shared {
-        factories: services.iter().map(|s| (s.factory.clone(), s.host.clone())).collect(),
+        factories: services
+            .iter()
+            .map(|s| (s.factory.clone(), s.host.clone()))
+            .collect(),
         env: ConnEnv {
             config: config.clone(),
             stopper: stopper.clone(),
@@ -100,12 +107,17 @@ pub(crate) fn run(services: &[Service], config: Arc<ServerConfig>, stopper: &Sto
         match spawned {
             Ok(_) => started += 1,
             Err(e) if started > 0 => {
-                log::warn!("could start only {started} of {} workers: {e}", config.workers);
+                log::warn!(
+                    "could start only {started} of {} workers: {e}",
+                    config.workers
+                );
                 break;
             }
             Err(e) => {
                 stopper.stop();
-                return Err(std::io::Error::other(format!("cannot start any worker thread: {e}")));
+                return Err(std::io::Error::other(format!(
+                    "cannot start any worker thread: {e}"
+                )));
             }
         }
     }
@@ -134,7 +146,10 @@ fn accept_into(
         let factory = &*shared.factories[service].0;
         let open = shared.open.load(Ordering::SeqCst);
         if open >= config.max_connections {
-            let why = format!("{open} connections open (--max-connections {})", config.max_connections);
+            let why = format!(
+                "{open} connections open (--max-connections {})",
+                config.max_connections
+            );
             refuse(stream, factory, &why);
             return;
         }
@@ -171,7 +186,10 @@ fn worker(rx: &Receiver<Job>, shared: &Shared, done: &Sender<()>) {
             continue;
         }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| serve_job(job, shared))) {
-            log::error!("a worker caught a panic outside any callback: {}", panic_message(&*payload));
+            log::error!(
+                "a worker caught a panic outside any callback: {}",
+                panic_message(&*payload)
+            );
         }
         shared.open.fetch_sub(1, Ordering::SeqCst);
     }
@@ -188,7 +206,12 @@ fn serve_job(job: Job, shared: &Shared) {
         Ok(Ok(p)) => p,
         Ok(Err(refusal)) => {
             let _ctx = ContextGuard::enter(factory.name());
-            log::info!("{} refused {}: {}", factory.name(), job.peer, refusal.reason);
+            log::info!(
+                "{} refused {}: {}",
+                factory.name(),
+                job.peer,
+                refusal.reason
+            );
             if let Some(message) = refusal.message {
                 let mut stream = job.stream;
                 let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
@@ -230,7 +253,10 @@ fn shutdown(shared: &Shared, registry: &Registry, done: &Receiver<()>, workers: 
             finished += 1;
         }
         if finished < workers {
-            log::warn!("{} workers did not finish; leaving them", workers - finished);
+            log::warn!(
+                "{} workers did not finish; leaving them",
+                workers - finished
+            );
         }
     }
 }

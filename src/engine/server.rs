@@ -84,7 +84,10 @@ impl Server {
             stopper,
         } = self;
         if services.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "nothing to serve: no endpoint was bound"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nothing to serve: no endpoint was bound",
+            ));
         }
         let factories = unique_factories(&services);
         for f in &factories {
@@ -93,7 +96,11 @@ impl Server {
             f.start_factory();
         }
         for s in &services {
-            log::info!("{} starting on {}", s.factory.name(), s.listener.port_label());
+            log::info!(
+                "{} starting on {}",
+                s.factory.name(),
+                s.listener.port_label()
+            );
         }
         let result = match config.model {
             Model::Pool => pool::run(&services, Arc::new(config), &stopper),

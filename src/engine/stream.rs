@@ -25,7 +25,9 @@ impl Stream {
             Stream::Tcp(s) => s.peer_addr().map(Addr::Tcp),
             Stream::Unix(s) => {
                 let a = s.peer_addr()?;
-                Ok(Addr::Unix(a.as_pathname().map(Into::into).unwrap_or_default()))
+                Ok(Addr::Unix(
+                    a.as_pathname().map(Into::into).unwrap_or_default(),
+                ))
             }
         }
     }

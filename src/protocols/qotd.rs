@@ -160,7 +160,9 @@ mod tests {
                     },
                     1,
                 );
-                f.build_protocol(&test_peer()).unwrap().connection_made(&mut t);
+                f.build_protocol(&test_peer())
+                    .unwrap()
+                    .connection_made(&mut t);
                 String::from_utf8(t.take_output()).unwrap()
             })
             .collect();

@@ -90,23 +90,35 @@ mod tests {
         let f = WelcomeFactory::default();
         let mut a = Harness::new(welcome(&f.open));
         a.connect();
-        assert_eq!(a.take_text(), "welcome! there are currently 1 open connections.\n");
+        assert_eq!(
+            a.take_text(),
+            "welcome! there are currently 1 open connections.\n"
+        );
         let mut b = Harness::new(welcome(&f.open));
         b.connect();
-        assert_eq!(b.take_text(), "welcome! there are currently 2 open connections.\n");
+        assert_eq!(
+            b.take_text(),
+            "welcome! there are currently 2 open connections.\n"
+        );
         a.disconnect(Reason::Done);
         a.disconnect(Reason::Done);
         assert_eq!(f.open_connections(), 1);
         let mut c = Harness::new(welcome(&f.open));
         c.connect();
-        assert_eq!(c.take_text(), "welcome! there are currently 2 open connections.\n");
+        assert_eq!(
+            c.take_text(),
+            "welcome! there are currently 2 open connections.\n"
+        );
         assert!(f.build_protocol(&test_peer()).is_ok());
     }
 
     #[test]
     fn echoes_after_the_greeting_in_every_chunking() {
         let open = Arc::new(AtomicUsize::new(0));
-        let out = assert_same_for_every_chunking(|| welcome(&Arc::new(AtomicUsize::new(0))), b"abc\ndef\n");
+        let out = assert_same_for_every_chunking(
+            || welcome(&Arc::new(AtomicUsize::new(0))),
+            b"abc\ndef\n",
+        );
         assert_eq!(
             String::from_utf8(out.output).unwrap(),
             "welcome! there are currently 1 open connections.\nabc\ndef\n"

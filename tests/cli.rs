@@ -1,0 +1,275 @@
+//! End to end: the real `spindle` binary, driven the way a user would, with
+//! netcat and signals.
+
+mod util;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use util::{DEADLINE, Spindle, connect, read_to_end, rss_kib, send, sh, thread_count, wait_until};
+
+const LOOPBACK_ANY: &str = "tcp:0:interface=127.0.0.1";
+
+fn serve(protocol: &str, extra: &[&str]) -> Spindle {
+    let mut args = vec!["serve", protocol, "--listen", LOOPBACK_ANY];
+    args.extend_from_slice(extra);
+    Spindle::start(&args)
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .output()
+        .expect("spindle runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn echo_through_netcat() {
+    let s = serve("echo", &[]);
+    let port = s.port_of("EchoFactory");
+    let out = sh(&format!(
+        "printf 'hello\\nworld\\n' | nc -N 127.0.0.1 {port}"
+    ));
+    assert_eq!(out, "hello\nworld\n");
+}
+
+#[test]
+fn qotd_through_netcat_with_a_quotes_file() {
+    let dir = std::env::temp_dir().join(format!("spindle-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let quotes = dir.join("quotes.txt");
+    std::fs::write(&quotes, "first quote\n\nsecond quote\n").unwrap();
+    let s = serve("qotd", &["--quotes", quotes.to_str().unwrap()]);
+    let port = s.port_of("QOTDFactory");
+    let one = sh(&format!("nc 127.0.0.1 {port} </dev/null"));
+    let two = sh(&format!("nc 127.0.0.1 {port} </dev/null"));
+    assert_eq!(one, "first quote\r\n");
+    assert_eq!(two, "second quote\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn welcome_counts_open_connections() {
+    let s = serve("welcome", &[]);
+    let port = s.port_of("WelcomeFactory");
+    let mut a = connect(port);
+    let mut line = [0u8; 49];
+    std::io::Read::read_exact(&mut a, &mut line).unwrap();
+    assert_eq!(
+        &line[..],
+        b"welcome! there are currently 1 open connections.\n"
+    );
+    let out = sh(&format!("printf 'hi\\n' | nc -N 127.0.0.1 {port}"));
+    assert_eq!(
+        out,
+        "welcome! there are currently 2 open connections.\nhi\n"
+    );
+    drop(a);
+    // The count falls in connection_lost, after the client saw EOF: poll.
+    assert!(wait_until(DEADLINE, || {
+        sh(&format!("nc -N 127.0.0.1 {port} </dev/null")).contains("currently 1 open")
+    }));
+}
+
+#[test]
+fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
+    // Every default port shifted to a free range, so that a developer's own
+    // `serve all` does not collide with the test.
+    let offset = (20_000..40_000u16)
+        .step_by(97)
+        .find(|o| {
+            ["1234", "8007", "1235"]
+                .iter()
+                .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
+        })
+        .expect("a free port range");
+    let mut s = Spindle::start(&["serve", "all", "--port-offset", &offset.to_string()]);
+    assert_eq!(s.port_of("EchoFactory"), 1234 + offset);
+    assert_eq!(s.port_of("QOTDFactory"), 8007 + offset);
+    assert_eq!(s.port_of("WelcomeFactory"), 1235 + offset);
+    assert_eq!(
+        sh(&format!(
+            "printf 'ping\\n' | nc -N 127.0.0.1 {}",
+            1234 + offset
+        )),
+        "ping\n"
+    );
+    assert!(sh(&format!("nc 127.0.0.1 {} </dev/null", 8007 + offset)).ends_with("\r\n"));
+    assert!(sh(&format!("nc -N 127.0.0.1 {} </dev/null", 1235 + offset)).starts_with("welcome!"));
+    // An idle client must not hold the shutdown up.
+    let mut idle = connect(1234 + offset);
+    s.signal(libc::SIGINT);
+    assert_eq!(s.wait_exit(DEADLINE), Some(0), "log:\n{}", s.log());
+    assert_eq!(read_to_end(&mut idle), b"");
+    let log = s.log();
+    for needle in [
+        "[-] Starting factory EchoFactory",
+        "Stopping factory WelcomeFactory",
+        &format!("(TCP Port {} Closed)", 8007 + offset),
+    ] {
+        assert!(log.contains(needle), "{needle:?} missing from:\n{log}");
+    }
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_logs_in_twisted_format() {
+    let mut s = serve("echo", &[]);
+    let port = s.port_of("EchoFactory");
+    let mut c = connect(port);
+    send(&mut c, b"x");
+    let mut b = [0u8; 1];
+    std::io::Read::read_exact(&mut c, &mut b).unwrap();
+    drop(c);
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.wait_exit(DEADLINE), Some(0));
+    let log = s.log();
+    let first = log.lines().next().unwrap();
+    // 2026-11-23 08:51:48+0000 [-] Starting factory EchoFactory
+    let (stamp, rest) = first.split_at(24);
+    assert!(
+        stamp.len() == 24
+            && stamp.as_bytes()[10] == b' '
+            && (stamp.contains('+') || stamp.contains('-')),
+        "timestamp {stamp:?}"
+    );
+    assert_eq!(rest, " [-] Starting factory EchoFactory");
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, err) = run(&[
+        "serve",
+        "echo",
+        "--listen",
+        &format!("tcp:{port}:interface=127.0.0.1"),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("spindle: cannot listen on tcp:"), "{err}");
+    assert!(last.contains("in use"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", "gopher"], "unknown protocol \"gopher\""),
+        (&["serve", "echo", "--listen", "1234"], "write tcp:1234"),
+        (
+            &["serve", "echo", "--listen", "tcp:99999"],
+            "port \"99999\"",
+        ),
+        (
+            &["serve", "all", "--listen", "tcp:0"],
+            "--listen cannot be used",
+        ),
+        (
+            &["serve", "echo", "--workers", "0"],
+            "--workers must be at least 1",
+        ),
+        (&["serve", "echo", "--grace", "soon"], "not a duration"),
+    ];
+    for (args, needle) in cases {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_explains_every_serve_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--listen",
+        "--model",
+        "--workers",
+        "--queue",
+        "--max-connections",
+        "--idle-timeout",
+        "--write-timeout",
+        "--grace",
+        "--outbound-queue",
+        "--quotes",
+    ] {
+        assert!(help.contains(option), "{option} missing from serve --help");
+    }
+}
+
+/// CPU ticks (user + system) a process has used, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_descriptors_backs_off_without_spinning_and_recovers() {
+    let bin = env!("CARGO_BIN_EXE_spindle");
+    let s = Spindle::start_with(Command::new("bash").args([
+        "-c",
+        &format!("ulimit -n 24 && exec {bin} serve echo --listen {LOOPBACK_ANY}"),
+    ]));
+    let port = s.port_of("EchoFactory");
+    // More clients than descriptors: the extra ones wait in the backlog.
+    let clients: Vec<_> = (0..40).map(|_| connect(port)).collect();
+    assert!(s.wait_for_log("Too many open files"), "log:\n{}", s.log());
+    let pid = s.child.id();
+    let before = cpu_ticks(pid);
+    let window = std::time::Instant::now();
+    assert!(wait_until(Duration::from_secs(10), || window.elapsed()
+        >= Duration::from_secs(1)));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "{used} CPU ticks in one second while out of descriptors: a busy loop"
+    );
+    drop(clients);
+    // Descriptors free up: new clients are served again.
+    assert!(
+        wait_until(DEADLINE, || {
+            sh(&format!("printf 'back\\n' | nc -N -w 2 127.0.0.1 {port}")) == "back\n"
+        }),
+        "log:\n{}",
+        s.log()
+    );
+}
+
+#[test]
+fn thousands_of_connections_leave_threads_and_memory_flat() {
+    let s = serve("echo", &["--workers", "8"]);
+    let port = s.port_of("EchoFactory");
+    let pid = s.child.id();
+    let round_trip = || {
+        let mut c = connect(port);
+        send(&mut c, b"ping");
+        let mut b = [0u8; 4];
+        std::io::Read::read_exact(&mut c, &mut b).unwrap();
+    };
+    for _ in 0..200 {
+        round_trip();
+    }
+    let threads_before = thread_count(pid);
+    let rss_before = rss_kib(pid);
+    for _ in 0..3000 {
+        round_trip();
+    }
+    assert!(wait_until(DEADLINE, || thread_count(pid) == threads_before));
+    let rss_after = rss_kib(pid);
+    assert!(
+        rss_after < rss_before + 4096,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB over 3000 connections"
+    );
+}
