@@ -107,6 +107,11 @@ struct ServeArgs {
     /// chat: the longest nick, in characters.
     #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
     max_nick: usize,
+
+    /// chat, answer: the longest line accepted, in bytes; a longer one is
+    /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
+    #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
+    max_line_length: usize,
 }
 
 impl ServeArgs {
@@ -129,6 +134,7 @@ impl ServeArgs {
         ProtocolOptions {
             quotes: self.quotes.clone(),
             max_nick_len: Some(self.max_nick),
+            max_line_length: Some(self.max_line_length),
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::protocol::Factory;
 use crate::protocols::{answer, chat, echo, qotd, welcome};
 
@@ -22,6 +23,9 @@ pub struct ProtocolOptions {
     /// Chat: the longest nick, in characters (default:
     /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
     pub max_nick_len: Option<usize>,
+    /// Chat and answer: the longest line, in bytes (default:
+    /// [`DEFAULT_MAX_LINE_LENGTH`](crate::framing::line::DEFAULT_MAX_LINE_LENGTH)).
+    pub max_line_length: Option<usize>,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -45,12 +49,20 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
-        "chat" => match options.max_nick_len {
-            Some(0) => return Err("--max-nick must be at least 1".to_string()),
-            Some(max) => Arc::new(chat::ChatFactory::new(max)),
-            None => Arc::new(chat::ChatFactory::default()),
-        },
-        "answer" => Arc::new(answer::factory()),
+        "chat" => {
+            let defaults = chat::ChatConfig::default();
+            let config = chat::ChatConfig {
+                max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
+                max_line_length: options.max_line_length.unwrap_or(defaults.max_line_length),
+            };
+            if config.max_nick_len == 0 {
+                return Err("--max-nick must be at least 1".to_string());
+            }
+            Arc::new(chat::ChatFactory::new(&config))
+        }
+        "answer" => Arc::new(answer::factory(
+            options.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH),
+        )),
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",

@@ -26,6 +26,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::chat_room::{self, MemberId, NickError, Room};
+use crate::framing::line::{
+    DEFAULT_MAX_LINE_LENGTH, LineConfig, LineHandler, LineReceiver, LineTransport, call_handler,
+};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
 use crate::transport::{ConnHandle, HandleError, Transport};
 
@@ -69,7 +72,6 @@ pub struct Chat {
     own: Option<ConnHandle>,
     backlog: VecDeque<Vec<u8>>,
     resume_queued: bool,
-    lines: super::lines::Lines,
 }
 
 /// Writes one line with the CRLF every output line ends with.
@@ -86,13 +88,12 @@ impl Chat {
             own: None,
             backlog: VecDeque::new(),
             resume_queued: false,
-            lines: Default::default(),
         }
     }
 
     /// Joins the room and greets. Lines broadcast from now on reach this
     /// connection through its inbox, after the greeting.
-    pub fn connection_made(&mut self, transport: &mut Transport) {
+    fn join(&mut self, transport: &mut Transport) {
         let own = transport.handle();
         let joined = self.room.join(own.clone());
         self.me = Some(joined.id);
@@ -106,8 +107,9 @@ impl Chat {
         );
     }
 
-    /// One line from the client, without its line end.
-    pub fn line_received(&mut self, line: &[u8], transport: &mut Transport) {
+    /// One line from the client, without its line end: now, or after the
+    /// lines held back before it.
+    fn take_line(&mut self, line: &[u8], transport: &mut Transport) {
         if self.me.is_none() {
             return;
         }
@@ -146,7 +148,7 @@ impl Chat {
         if self.resume_queued {
             return;
         }
-        match own.call::<ChatProtocol, _>(|chat, transport| chat.resume(transport)) {
+        match call_handler(own, |chat: &mut Chat, lines| chat.resume(lines.transport())) {
             Ok(()) => self.resume_queued = true,
             Err(_) => self.drop_self(transport),
         }
@@ -262,8 +264,8 @@ impl Chat {
 
     /// A line longer than the limit: it reaches no one, the client is told
     /// why, and the connection is dropped (as Twisted drops it).
-    pub fn line_too_long(&mut self, max: usize, transport: &mut Transport) {
-        log::info!("line longer than {max} bytes; dropping the connection");
+    fn refuse_long_line(&mut self, max: usize, transport: &mut Transport) {
+        log::warn!("line longer than {max} bytes; dropping the connection");
         self.leave();
         send_line(
             transport,
@@ -278,9 +280,31 @@ impl Chat {
             self.room.leave(me);
         }
     }
+}
+
+impl LineHandler for Chat {
+    fn connection_made(&mut self, lines: &mut LineTransport<'_>) {
+        self.join(lines.transport());
+    }
+
+    fn line_received(&mut self, line: &[u8], lines: &mut LineTransport<'_>) {
+        self.take_line(line, lines.transport());
+    }
+
+    fn line_length_exceeded(&mut self, _data: &[u8], lines: &mut LineTransport<'_>) {
+        let max = lines.max_length();
+        self.refuse_long_line(max, lines.transport());
+    }
+
+    /// Ctrl-C in telnet: as `/quit`.
+    fn telnet_interrupt(&mut self, lines: &mut LineTransport<'_>) {
+        self.leave();
+        lines.send_line(b"* bye");
+        lines.lose_connection();
+    }
 
     /// The connection is gone: leave the room if still in it.
-    pub fn connection_lost(&mut self, _reason: &Reason) {
+    fn connection_lost(&mut self, _reason: &Reason) {
         self.leave();
     }
 }
@@ -288,35 +312,31 @@ impl Chat {
 /// The slow consumer's farewell: a closure on its owner that writes the
 /// reason and closes, so it goes out after every line the client was owed.
 fn farewell(handle: &ConnHandle, line: Vec<u8>) -> Result<(), HandleError> {
-    handle.call::<ChatProtocol, _>(move |_, transport| {
-        transport.write(&line);
-        transport.lose_connection();
+    call_handler(handle, move |_: &mut Chat, lines| {
+        lines.write(&line);
+        lines.lose_connection();
     })
 }
 
-/// What the factory builds: the chat behind the line receiver.
-pub type ChatProtocol = Chat;
+/// What the factory builds: the chat behind the lenient line receiver
+/// (`\r\n`, `\n` or `\r\0` end a line; telnet commands are removed).
+pub type ChatProtocol = LineReceiver<Chat>;
 
-impl Protocol for Chat {
-    fn connection_made(&mut self, transport: &mut Transport) {
-        Chat::connection_made(self, transport);
-    }
+/// The chat's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// The longest nick, in characters (`--max-nick`).
+    pub max_nick_len: usize,
+    /// The longest line, in bytes (`--max-line-length`).
+    pub max_line_length: usize,
+}
 
-    fn data_received(&mut self, data: &[u8], transport: &mut Transport) {
-        // Placeholder until the line receiver lands.
-        for piece in self.lines.push(data) {
-            if transport.is_disconnecting() {
-                return;
-            }
-            match piece {
-                super::lines::Piece::Line(line) => self.line_received(&line, transport),
-                super::lines::Piece::TooLong => self.line_too_long(super::lines::MAX, transport),
-            }
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_nick_len: chat_room::DEFAULT_MAX_NICK_LEN,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         }
-    }
-
-    fn connection_lost(&mut self, reason: &Reason) {
-        Chat::connection_lost(self, reason);
     }
 }
 
@@ -324,13 +344,15 @@ impl Protocol for Chat {
 #[derive(Debug)]
 pub struct ChatFactory {
     room: Arc<Room>,
+    lines: LineConfig,
 }
 
 impl ChatFactory {
-    /// A chat service whose nicks have at most `max_nick_len` characters.
-    pub fn new(max_nick_len: usize) -> Self {
+    /// A chat service with these limits.
+    pub fn new(config: &ChatConfig) -> Self {
         ChatFactory {
-            room: Arc::new(Room::new(max_nick_len, farewell)),
+            room: Arc::new(Room::new(config.max_nick_len, farewell)),
+            lines: LineConfig::lenient().with_max_length(config.max_line_length),
         }
     }
 
@@ -342,7 +364,7 @@ impl ChatFactory {
 
 impl Default for ChatFactory {
     fn default() -> Self {
-        ChatFactory::new(chat_room::DEFAULT_MAX_NICK_LEN)
+        ChatFactory::new(&ChatConfig::default())
     }
 }
 
@@ -352,7 +374,10 @@ impl Factory for ChatFactory {
     }
 
     fn build_protocol(&self, _peer: &Addr) -> Result<Box<dyn Protocol>, Refusal> {
-        Ok(Box::new(Chat::new(self.room.clone())))
+        Ok(Box::new(LineReceiver::with_config(
+            Chat::new(self.room.clone()),
+            self.lines.clone(),
+        )))
     }
 
     fn busy_message(&self) -> Option<&[u8]> {

@@ -7,6 +7,5 @@ pub mod answer;
 pub mod chat;
 pub mod chat_room;
 pub mod echo;
-mod lines;
 pub mod qotd;
 pub mod welcome;
