@@ -362,3 +362,39 @@ fn a_too_long_line_is_refused_and_reaches_no_one() {
     a.send(b"after\r\n");
     assert_eq!(a.line(), format!("<{}> after", a.name()));
 }
+
+/// The real `telnet` client under a pty (python3's `pty` module): see the
+/// greeting, type a line, see it come back, leave.
+fn telnet_session(how: &str) {
+    let server = Server::start("chat", &[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/chat_support/telnet_session.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(server.port.to_string())
+        .arg(how)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "telnet session failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The telnet client left the room (before the server closed on it):
+    // a newcomer is alone.
+    let (_newcomer, here) = join(&server);
+    assert_eq!(here, 1);
+}
+
+#[test]
+fn a_telnet_session_under_a_pty_with_quit() {
+    telnet_session("quit");
+}
+
+#[test]
+fn a_telnet_session_under_a_pty_with_ctrl_c() {
+    telnet_session("ctrl-c");
+}

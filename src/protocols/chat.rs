@@ -384,3 +384,162 @@ impl Factory for ChatFactory {
         Some(b"* the chat is full; try again later\r\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Harness, assert_same_for_every_chunking};
+    use crate::transport::Closing;
+
+    fn chat(room: &Arc<Room>) -> ChatProtocol {
+        LineReceiver::with_config(Chat::new(room.clone()), LineConfig::lenient())
+    }
+
+    fn room() -> Arc<Room> {
+        ChatFactory::default().room().clone()
+    }
+
+    /// Harness peers are all 127.0.0.1:40000.
+    const ME: &str = "127.0.0.1:40000";
+
+    #[test]
+    fn one_client_session_is_the_same_in_every_chunking() {
+        let input: &[u8] = b"hello\r\n\n   \r\n/nick bob\nhi\r\0/me waves\r\n/who\r\n\
+            //slash\r\n/nick 9\r\n/bogus\r\n/quit\r\nnever said\r\n";
+        let out = assert_same_for_every_chunking(|| chat(&room()), input);
+        let text = String::from_utf8(out.output).unwrap();
+        // Direct replies come as each line is handled; what the room
+        // broadcast arrives through the inbox, which the harness runs last.
+        assert_eq!(
+            text,
+            format!(
+                "* welcome, {ME}: 1 here (you included); /help lists the commands\r\n\
+                 * 1 here: bob\r\n\
+                 ! a nick starts with a letter\r\n\
+                 ! unknown command /bogus; /help lists the commands\r\n\
+                 * bye\r\n\
+                 <{ME}> hello\r\n\
+                 * {ME} is now known as bob\r\n\
+                 <bob> hi\r\n\
+                 * bob waves\r\n\
+                 <bob> /slash\r\n"
+            )
+        );
+        assert_eq!(out.closing, Closing::Lose);
+    }
+
+    #[test]
+    fn broadcasts_reach_both_in_one_order() {
+        let room = room();
+        let mut a = Harness::new(chat(&room));
+        let mut b = Harness::new(chat(&room));
+        a.connect();
+        b.connect();
+        a.take_output();
+        assert!(b.take_text().contains("2 here"));
+        a.feed(b"/nick ann\r\nfrom a\r\n");
+        b.feed(b"from b\r\n/me nods\r\n");
+        a.run_inbox();
+        b.run_inbox();
+        let expected = format!(
+            "* {ME} joined (2 here)\r\n\
+             * {ME} is now known as ann\r\n\
+             <ann> from a\r\n\
+             <{ME}> from b\r\n\
+             * {ME} nods\r\n"
+        );
+        assert_eq!(a.take_text(), expected);
+        // b joined after its own notice went out.
+        assert_eq!(b.take_text(), expected.split_once("\r\n").unwrap().1);
+        b.feed(b"/quit\r\n");
+        b.disconnect(Reason::Done);
+        a.run_inbox();
+        assert_eq!(a.take_text(), format!("* {ME} left (1 here)\r\n"));
+    }
+
+    #[test]
+    fn a_burst_bigger_than_the_inbox_is_held_back_not_dropped() {
+        let room = room();
+        let mut sender = Harness::with_inbox_capacity(chat(&room), 8);
+        let mut other = Harness::new(chat(&room));
+        sender.connect();
+        other.connect();
+        sender.take_output();
+        other.take_output();
+        let burst: Vec<u8> = (0..50)
+            .flat_map(|k| format!("line {k}\n").into_bytes())
+            .collect();
+        sender.feed(&burst);
+        // Only what fits went out at once; the rest waits for the resume.
+        other.run_inbox();
+        let first = other.take_text();
+        assert!(first.lines().count() < 8, "{first}");
+        sender.run_inbox();
+        other.run_inbox();
+        let all = first + &other.take_text();
+        let expected: String = (0..50).map(|k| format!("<{ME}> line {k}\r\n")).collect();
+        assert_eq!(all, expected);
+        assert!(sender.take_text().ends_with(&format!("<{ME}> line 49\r\n")));
+        assert_eq!(room.len(), 2);
+        assert!(!sender.is_closing());
+    }
+
+    #[test]
+    fn a_sender_far_ahead_of_its_own_echo_is_dropped() {
+        let room = room();
+        let mut sender = Harness::with_inbox_capacity(chat(&room), 4);
+        let mut other = Harness::new(chat(&room));
+        sender.connect();
+        other.connect();
+        sender.take_output();
+        let flood: Vec<u8> = (0..BACKLOG_FACTOR * 4 + 10)
+            .flat_map(|k| format!("{k}\n").into_bytes())
+            .collect();
+        sender.feed(&flood);
+        assert_eq!(sender.closing(), Closing::Lose);
+        assert!(
+            sender
+                .take_text()
+                .starts_with("* you are being disconnected: ")
+        );
+        other.run_inbox();
+        assert!(other.take_text().ends_with(&format!(
+            "* {ME} was dropped: too slow to keep up (1 here)\r\n"
+        )));
+        assert_eq!(room.len(), 1);
+    }
+
+    #[test]
+    fn a_too_long_line_reaches_no_one() {
+        let room = room();
+        let mut a = Harness::new(LineReceiver::with_config(
+            Chat::new(room.clone()),
+            LineConfig::lenient().with_max_length(10),
+        ));
+        let mut b = Harness::new(chat(&room));
+        a.connect();
+        b.connect();
+        a.take_output();
+        b.take_output();
+        a.feed(b"0123456789ABC\r\n");
+        assert_eq!(
+            a.take_text(),
+            "! line too long (the limit is 10 bytes); disconnecting\r\n"
+        );
+        assert_eq!(a.closing(), Closing::Lose);
+        b.run_inbox();
+        assert_eq!(b.take_text(), format!("* {ME} left (1 here)\r\n"));
+    }
+
+    #[test]
+    fn telnet_ctrl_c_leaves_politely() {
+        let room = room();
+        let mut a = Harness::new(chat(&room));
+        a.connect();
+        a.take_output();
+        a.feed(b"\xff\xf4");
+        assert_eq!(a.take_text(), "* bye\r\n");
+        assert_eq!(a.closing(), Closing::Lose);
+        assert!(room.is_empty());
+    }
+}
