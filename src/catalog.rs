@@ -24,7 +24,7 @@ pub struct ProtocolOptions {
     /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
     pub max_nick_len: Option<usize>,
     /// Chat and answer: the longest line, in bytes (default:
-    /// [`DEFAULT_MAX_LINE_LENGTH`](crate::framing::line::DEFAULT_MAX_LINE_LENGTH)).
+    /// [`DEFAULT_MAX_LINE_LENGTH`]).
     pub max_line_length: Option<usize>,
 }
 

@@ -18,7 +18,7 @@
 //! here the prefix names the sender: its `ip:port`, or its nick.
 //!
 //! The room's state (who is here, nicks, the fan-out and the slow-consumer
-//! policy) lives in [`chat_room`](super::chat_room); this file is the part
+//! policy) lives in [`chat_room`]; this file is the part
 //! one person at a terminal talks to: the greeting, the commands, and the
 //! error messages.
 
@@ -65,6 +65,10 @@ pub const BACKLOG_FACTOR: usize = 16;
 /// said. A client that gets more than [`BACKLOG_FACTOR`] × its outbound
 /// queue lines ahead of its own echo is sending faster than it reads, and
 /// is dropped as a slow consumer.
+///
+/// Replies for the sender alone (`/who`, `/help`, errors) are written at
+/// once, so they may overtake broadcast lines still queued for it; the
+/// one order holds for everything said to the room.
 #[derive(Debug)]
 pub struct Chat {
     room: Arc<Room>,
