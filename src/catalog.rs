@@ -53,16 +53,14 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             let defaults = chat::ChatConfig::default();
             let config = chat::ChatConfig {
                 max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
-                max_line_length: options.max_line_length.unwrap_or(defaults.max_line_length),
+                max_line_length: line_length(options)?,
             };
             if config.max_nick_len == 0 {
                 return Err("--max-nick must be at least 1".to_string());
             }
             Arc::new(chat::ChatFactory::new(&config))
         }
-        "answer" => Arc::new(answer::factory(
-            options.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH),
-        )),
+        "answer" => Arc::new(answer::factory(line_length(options)?)),
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",
@@ -70,6 +68,15 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             ));
         }
     })
+}
+
+/// The line length limit for line protocols: the option, else Twisted's.
+fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
+    match options.max_line_length {
+        Some(0) => Err("--max-line-length must be at least 1".to_string()),
+        Some(max) => Ok(max),
+        None => Ok(DEFAULT_MAX_LINE_LENGTH),
+    }
 }
 
 #[cfg(test)]

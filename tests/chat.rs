@@ -398,3 +398,27 @@ fn a_telnet_session_under_a_pty_with_quit() {
 fn a_telnet_session_under_a_pty_with_ctrl_c() {
     telnet_session("ctrl-c");
 }
+
+#[test]
+fn zero_limits_are_usage_errors() {
+    for (flag, protocol) in [
+        ("--max-nick", "chat"),
+        ("--max-line-length", "chat"),
+        ("--max-line-length", "answer"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args([
+                "serve",
+                protocol,
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                flag,
+                "0",
+            ])
+            .output()
+            .expect("run spindle");
+        assert_eq!(out.status.code(), Some(2), "{flag} 0 for {protocol}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("{flag} must be at least 1")), "{err}");
+    }
+}
