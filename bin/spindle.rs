@@ -47,7 +47,8 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, chat, answer, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
+    /// answer, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -112,6 +113,11 @@ struct ServeArgs {
     /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
     #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
     max_line_length: usize,
+
+    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
+    /// a peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    max_string_length: usize,
 }
 
 impl ServeArgs {
@@ -135,6 +141,7 @@ impl ServeArgs {
             quotes: self.quotes.clone(),
             max_nick_len: Some(self.max_nick),
             max_line_length: Some(self.max_line_length),
+            max_string_length: Some(self.max_string_length),
         }
     }
 }

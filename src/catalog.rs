@@ -9,17 +9,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
+use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
+use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{answer, chat, echo, qotd, welcome};
+use crate::protocols::{answer, chat, echo, int32_echo, netstring_echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "chat", "answer"];
+pub const NAMES: &[&str] = &[
+    "echo",
+    "qotd",
+    "welcome",
+    "netstring-echo",
+    "int32-echo",
+    "chat",
+    "answer",
+];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// netstring-echo, int32-echo: the longest string accepted (default
+    /// 99999, Twisted's `MAX_LENGTH`).
+    pub max_string_length: Option<usize>,
     /// Chat: the longest nick, in characters (default:
     /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
     pub max_nick_len: Option<usize>,
@@ -34,6 +47,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
+        "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
         "chat" => chat::DEFAULT_ENDPOINT,
         "answer" => answer::DEFAULT_ENDPOINT,
         _ => return None,
@@ -49,6 +64,16 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "netstring-echo" => Arc::new(netstring_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_NETSTRING_LENGTH),
+        )),
+        "int32-echo" => Arc::new(int32_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
+        )),
         "chat" => {
             let defaults = chat::ChatConfig::default();
             let config = chat::ChatConfig {

@@ -7,5 +7,7 @@ pub mod answer;
 pub mod chat;
 pub mod chat_room;
 pub mod echo;
+pub mod int32_echo;
+pub mod netstring_echo;
 pub mod qotd;
 pub mod welcome;
