@@ -422,3 +422,66 @@ fn zero_limits_are_usage_errors() {
         assert!(err.contains(&format!("{flag} must be at least 1")), "{err}");
     }
 }
+
+/// The real `nc`, with `\n` line ends and with `-C` (`\r\n`), chatting
+/// with a socket client: both see the same lines, ending in `\r\n`.
+#[test]
+fn nc_and_nc_crlf_clients_chat() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    let server = Server::start("chat", &[]);
+    let (mut watcher, _) = join(&server);
+    for flags in [&[][..], &["-C"][..]] {
+        let mut nc = Command::new("nc")
+            .arg("-N")
+            .args(flags)
+            .args(["127.0.0.1", &server.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run nc");
+        let (tx, rx) = mpsc::channel();
+        let stdout = nc.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                if tx.send(String::from_utf8(line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let joined = watcher.line();
+        let addr = joined
+            .strip_prefix("* ")
+            .and_then(|l| l.strip_suffix(" joined (2 here)"))
+            .unwrap_or_else(|| panic!("{joined:?}"))
+            .to_string();
+        let greeting = rx.recv_timeout(PATIENCE).unwrap();
+        assert!(
+            greeting.starts_with(&format!("* welcome, {addr}: 2 here")),
+            "{greeting:?}"
+        );
+        assert!(greeting.ends_with('\r'), "CRLF: {greeting:?}");
+        let mut stdin = nc.stdin.take().unwrap();
+        stdin.write_all(b"hello from nc\n").unwrap();
+        stdin.flush().unwrap();
+        let expected = format!("<{addr}> hello from nc");
+        assert_eq!(watcher.line(), expected, "nc {flags:?}");
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), format!("{expected}\r"));
+        watcher.send(b"hello nc\r\n");
+        let reply = format!("<{}> hello nc", watcher.name());
+        assert_eq!(watcher.line(), reply);
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), format!("{reply}\r"));
+        // EOF on nc's stdin: it half-closes, the server closes, nc exits.
+        drop(stdin);
+        assert_eq!(watcher.line(), format!("* {addr} left (1 here)"));
+        match rx.recv_timeout(PATIENCE) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            other => panic!("nc's output should have ended, got {other:?}"),
+        }
+        assert!(nc.wait().unwrap().success());
+    }
+}
