@@ -8,13 +8,22 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
 use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{echo, int32_echo, netstring_echo, qotd, welcome};
+use crate::protocols::{answer, chat, echo, int32_echo, netstring_echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "netstring-echo", "int32-echo"];
+pub const NAMES: &[&str] = &[
+    "echo",
+    "qotd",
+    "welcome",
+    "netstring-echo",
+    "int32-echo",
+    "chat",
+    "answer",
+];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +33,12 @@ pub struct ProtocolOptions {
     /// netstring-echo, int32-echo: the longest string accepted (default
     /// 99999, Twisted's `MAX_LENGTH`).
     pub max_string_length: Option<usize>,
+    /// Chat: the longest nick, in characters (default:
+    /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
+    pub max_nick_len: Option<usize>,
+    /// Chat and answer: the longest line, in bytes (default:
+    /// [`DEFAULT_MAX_LINE_LENGTH`]).
+    pub max_line_length: Option<usize>,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -34,6 +49,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "welcome" => welcome::DEFAULT_ENDPOINT,
         "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
         "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
+        "chat" => chat::DEFAULT_ENDPOINT,
+        "answer" => answer::DEFAULT_ENDPOINT,
         _ => return None,
     })
 }
@@ -57,6 +74,18 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
                 .max_string_length
                 .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
         )),
+        "chat" => {
+            let defaults = chat::ChatConfig::default();
+            let config = chat::ChatConfig {
+                max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
+                max_line_length: line_length(options)?,
+            };
+            if config.max_nick_len == 0 {
+                return Err("--max-nick must be at least 1".to_string());
+            }
+            Arc::new(chat::ChatFactory::new(&config))
+        }
+        "answer" => Arc::new(answer::factory(line_length(options)?)),
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",
@@ -64,6 +93,15 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             ));
         }
     })
+}
+
+/// The line length limit for line protocols: the option, else Twisted's.
+fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
+    match options.max_line_length {
+        Some(0) => Err("--max-line-length must be at least 1".to_string()),
+        Some(max) => Ok(max),
+        None => Ok(DEFAULT_MAX_LINE_LENGTH),
+    }
 }
 
 #[cfg(test)]
