@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
+use spindle::Endpoint;
+
 use util::{DEADLINE, Spindle, connect, read_to_end, rss_kib, send, sh, thread_count, wait_until};
 
 const LOOPBACK_ANY: &str = "tcp:0:interface=127.0.0.1";
@@ -80,12 +82,21 @@ fn welcome_counts_open_connections() {
 fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     // Every default port shifted to a free range, so that a developer's own
     // `serve all` does not collide with the test.
+    let ports: Vec<u16> = spindle::catalog::NAMES
+        .iter()
+        .filter_map(
+            |name| match Endpoint::parse(spindle::catalog::default_endpoint(name)?) {
+                Ok(Endpoint::Tcp { port, .. }) => Some(port),
+                _ => None,
+            },
+        )
+        .collect();
     let offset = (20_000..40_000u16)
         .step_by(97)
         .find(|o| {
-            ["1234", "8007", "1235", "1237", "1238"]
+            ports
                 .iter()
-                .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
+                .all(|p| TcpListener::bind(("0.0.0.0", p + o)).is_ok())
         })
         .expect("a free port range");
     let mut s = Spindle::start(&["serve", "all", "--port-offset", &offset.to_string()]);
@@ -112,6 +123,8 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     assert!(sh(&format!("nc -N 127.0.0.1 {} </dev/null", 1235 + offset)).starts_with("welcome!"));
     // An idle client must not hold the shutdown up.
     let mut idle = connect(1234 + offset);
+    send(&mut idle, b"here");
+    assert_eq!(util::read_n(&mut idle, 4), b"here");
     s.signal(libc::SIGINT);
     assert_eq!(s.wait_exit(DEADLINE), Some(0), "log:\n{}", s.log());
     assert_eq!(read_to_end(&mut idle), b"");
