@@ -45,7 +45,9 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod catalog;
+pub mod deferred;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
