@@ -54,6 +54,7 @@ pub mod engine;
 pub mod log;
 pub mod protocol;
 pub mod protocols;
+pub mod spawn;
 pub mod testing;
 pub mod transport;
 
