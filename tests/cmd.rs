@@ -335,3 +335,20 @@ fn a_saturated_pool_answers_server_busy() {
     assert!(held, "never saw server busy; last answer {busy:?}");
     assert_eq!(hasher.line(), format!("File hash is : {ZEROS_512M_SHA1}\n"));
 }
+
+#[test]
+fn serve_all_includes_the_command_server() {
+    use std::net::TcpListener;
+    let offset = (20_000..40_000u16)
+        .step_by(89)
+        .find(|o| {
+            ["1234", "8007", "1235", "9999"]
+                .iter()
+                .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
+        })
+        .expect("a free port range");
+    let s = Spindle::start(&["serve", "all", "--port-offset", &offset.to_string()]);
+    assert_eq!(s.port_of("CmdFactory"), 9999 + offset);
+    let mut c = Client::new(9999 + offset);
+    assert_eq!(c.ask("nothing\n"), "Command not found.\n");
+}
