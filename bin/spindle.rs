@@ -126,6 +126,16 @@ struct ServeArgs {
     /// refused ("server busy"). 0: only an idle thread takes a job.
     #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q")]
     blocking_queue: usize,
+
+    /// How long a blocking job's result (a hash, a child's output) waits
+    /// for room in a connection's full outbound queue before it is dropped
+    /// and the drop logged.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    delivery_timeout: Duration,
+
+    /// cmd: how long `lastlog`'s `tail` may run before it is killed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    lastlog_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -152,6 +162,8 @@ impl ServeArgs {
             max_clients: Some(self.max_clients),
             blocking_threads: Some(self.blocking_threads),
             blocking_queue: Some(self.blocking_queue),
+            delivery_timeout: Some(self.delivery_timeout),
+            lastlog_timeout: Some(self.lastlog_timeout),
         }
     }
 }

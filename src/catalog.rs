@@ -32,6 +32,11 @@ pub struct ProtocolOptions {
     /// Jobs waiting for the blocking pool (default
     /// [`crate::blocking::DEFAULT_BLOCKING_QUEUE`]).
     pub blocking_queue: Option<usize>,
+    /// How long a blocking job's result waits for room in a full
+    /// connection inbox (default [`crate::deferred::DEFAULT_DELIVERY_TIMEOUT`]).
+    pub delivery_timeout: Option<std::time::Duration>,
+    /// cmd: how long `tail` may run (default [`cmd::LASTLOG_TIME_LIMIT`]).
+    pub lastlog_timeout: Option<std::time::Duration>,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -73,12 +78,18 @@ fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
         return Err("--blocking-threads must be at least 1".into());
     }
     let queue = options.blocking_queue.unwrap_or(DEFAULT_BLOCKING_QUEUE);
-    let pool = BlockingPool::new(threads, queue).map_err(|e| e.to_string())?;
+    let mut pool = BlockingPool::new(threads, queue).map_err(|e| e.to_string())?;
+    if let Some(timeout) = options.delivery_timeout {
+        pool = pool.with_delivery_timeout(timeout);
+    }
     let defaults = cmd::CmdConfig::default();
     let config = cmd::CmdConfig {
         log_file: options.log_file.clone().unwrap_or(defaults.log_file),
         root: options.root.clone().unwrap_or(defaults.root),
         max_clients: options.max_clients.unwrap_or(defaults.max_clients),
+        lastlog_time_limit: options
+            .lastlog_timeout
+            .unwrap_or(defaults.lastlog_time_limit),
     };
     cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }

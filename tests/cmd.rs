@@ -352,3 +352,49 @@ fn serve_all_includes_the_command_server() {
     let mut c = Client::new(9999 + offset);
     assert_eq!(c.ask("nothing\n"), "Command not found.\n");
 }
+
+#[test]
+fn a_tail_that_hangs_is_killed_after_the_lastlog_timeout() {
+    let scratch = Scratch::new("hang");
+    // `tail` blocks opening a FIFO nobody writes to.
+    let fifo = std::ffi::CString::new(scratch.0.join("server.log").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (s, port) = serve(&scratch, &["--lastlog-timeout", "300ms"]);
+    let mut c = Client::new(port);
+    c.send("lastlog\n");
+    // Meanwhile the connection answers.
+    assert_eq!(c.ask("x\n"), "Command not found.\n");
+    assert_eq!(c.line(), "An error occured: tail killed by signal 9\n");
+    assert!(s.wait_for_log("still running after 300ms: killing it"));
+}
+
+#[test]
+fn bad_blocking_options_are_usage_errors() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "serve",
+            "cmd",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--blocking-threads",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--blocking-threads must be at least 1"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "serve",
+            "cmd",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--root",
+            "/nonexistent/dir",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--root /nonexistent/dir"));
+}

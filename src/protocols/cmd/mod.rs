@@ -59,7 +59,8 @@ pub const DEFAULT_MAX_CLIENTS: usize = 10;
 /// The file `lastlog` shows unless `--log-file` says otherwise (the
 /// tutorial's).
 pub const DEFAULT_LOG_FILE: &str = "/var/log/messages";
-/// How long `tail` may run before it is killed.
+/// How long `tail` may run before it is killed, unless `--lastlog-timeout`
+/// says otherwise.
 pub const LASTLOG_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// What a client beyond `--max-clients` is told before the close.
 pub const TOO_MANY: &str = "Too many connections, bye!";
@@ -83,6 +84,8 @@ pub struct CmdConfig {
     pub root: PathBuf,
     /// Connections served at once.
     pub max_clients: usize,
+    /// How long `tail` may run before it is killed.
+    pub lastlog_time_limit: Duration,
 }
 
 impl Default for CmdConfig {
@@ -91,6 +94,7 @@ impl Default for CmdConfig {
             log_file: PathBuf::from(DEFAULT_LOG_FILE),
             root: PathBuf::from("."),
             max_clients: DEFAULT_MAX_CLIENTS,
+            lastlog_time_limit: LASTLOG_TIME_LIMIT,
         }
     }
 }
@@ -102,6 +106,7 @@ struct Shared {
     /// Canonical: every symlink resolved.
     root: PathBuf,
     max_clients: usize,
+    lastlog_time_limit: Duration,
     clients: AtomicUsize,
     pool: Arc<BlockingPool>,
 }
@@ -138,7 +143,7 @@ impl CmdProtocol {
             &shared.pool,
             lines.transport(),
             &argv,
-            LASTLOG_TIME_LIMIT,
+            shared.lastlog_time_limit,
             pp,
         ) {
             log::warn!("lastlog: {e}");
@@ -251,6 +256,7 @@ impl CmdFactory {
                 log_file: config.log_file,
                 root,
                 max_clients: config.max_clients,
+                lastlog_time_limit: config.lastlog_time_limit,
                 clients: AtomicUsize::new(0),
                 pool,
             }),
@@ -331,6 +337,7 @@ mod tests {
             log_file: dir.join("server.log"),
             root: dir.clone(),
             max_clients,
+            ..CmdConfig::default()
         };
         let pool = Arc::new(BlockingPool::new(2, 8).unwrap());
         Fixture {
