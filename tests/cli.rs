@@ -273,3 +273,29 @@ fn thousands_of_connections_leave_threads_and_memory_flat() {
         "RSS grew from {rss_before} KiB to {rss_after} KiB over 3000 connections"
     );
 }
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let mut s = serve("echo", &["--grace", "60s"]);
+    let port = s.port_of("EchoFactory");
+    // A client that sends a lot and reads nothing keeps its owner blocked in
+    // a write, so the graceful stop has to wait for the grace period.
+    let mut c = connect(port);
+    c.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = vec![b'x'; 1 << 16];
+    // Bounded: the socket buffers fill long before 4 GiB.
+    for _ in 0..65_536 {
+        if std::io::Write::write_all(&mut c, &chunk).is_err() {
+            break;
+        }
+    }
+    s.signal(libc::SIGINT);
+    assert!(
+        s.wait_for_log("giving them 60s to finish"),
+        "log:\n{}",
+        s.log()
+    );
+    s.signal(libc::SIGINT);
+    assert_eq!(s.wait_exit(DEADLINE), Some(130));
+}

@@ -472,3 +472,27 @@ fn many_clients_at_once_each_get_their_own_echo() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn a_peer_that_never_reads_is_dropped_after_the_write_timeout() {
+    let mut cfg = config(1, 4);
+    cfg.write_timeout = Some(Duration::from_millis(200));
+    let server = start(
+        cfg,
+        FnFactory::new("Flood", |_| {
+            Box::new(Flood {
+                size: 64 << 20,
+                abort: false,
+            }) as Box<dyn Protocol>
+        }),
+    );
+    let stuck = connect_addr(server.tcp_addr());
+    (&stuck).write_all(b"go").unwrap();
+    // The only worker is writing to a peer that never reads; once the write
+    // timeout drops that peer, the next client is served.
+    let mut next = connect_addr(server.tcp_addr());
+    send(&mut next, b"go");
+    let got = read_to_end(&mut next);
+    assert_eq!(got.len(), 64 << 20);
+    drop(stuck);
+}
