@@ -37,8 +37,9 @@
 //! `delivery_timeout`), then the result is dropped with a warning in the
 //! log — never silently.
 //!
-//! Not (yet) Twisted's: a callback cannot return another Deferred to pause
-//! the chain; chain them by firing a resolver from the inner one instead.
+//! A callback that returns another Deferred
+//! ([`Deferred::add_callback_deferred`]) pauses the chain until that one
+//! fires; its result (or failure) then continues the chain, as in Twisted.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -224,10 +225,17 @@ fn run_chain<P: Protocol>(
         let next = catch_unwind(AssertUnwindSafe(|| stage(p, t, current)))
             .unwrap_or_else(|payload| Err(Failure::from_panic(&*payload)));
         chain = shared.lock();
-        chain.result = Some(next);
+        // A stage that handed back an inner Deferred pauses the chain: no
+        // result until the inner one resumes it.
+        let paused = matches!(&next, Ok(v) if v.is::<Paused>());
+        chain.result = if paused { None } else { Some(next) };
     }
     chain.running = false;
 }
+
+/// What a stage returns to pause its chain (see
+/// [`Deferred::add_callback_deferred`]).
+struct Paused;
 
 /// A result that arrives later, on a connection's owner; see the
 /// [module docs](self). `P` is the connection's protocol type exactly as
@@ -355,6 +363,32 @@ impl<P: Protocol, T: Send + 'static> Deferred<P, T> {
                 Err(failure) => errback(p, t, failure),
             };
             next.map(|u| Box::new(u) as Value)
+        }))
+    }
+
+    /// Adds a callback that returns another Deferred: the chain pauses
+    /// until that one fires, and its result (or failure) continues this
+    /// chain (Twisted's chaining). A failure passes the callback by.
+    pub fn add_callback_deferred<U, C>(self, callback: C) -> Deferred<P, U>
+    where
+        U: Send + 'static,
+        C: FnOnce(&mut P, &mut Transport, T) -> Result<Deferred<P, U>, Failure> + Send + 'static,
+    {
+        // Weak: the stage lives in this chain, and must not keep it alive.
+        let outer = Arc::downgrade(&self.shared);
+        self.push(Box::new(move |p, t, outcome| {
+            let value = outcome?.downcast::<T>().map_err(|_| {
+                Failure::new("internal error: a Deferred result of an unexpected type")
+            })?;
+            let inner = callback(p, t, *value)?;
+            let outer = outer
+                .upgrade()
+                .ok_or_else(|| Failure::new("internal error: a paused chain is gone"))?;
+            inner.add_both(move |p, t, result| {
+                run_chain(&outer, p, t, Some(result.map(|u| Box::new(u) as Value)));
+                Ok(())
+            });
+            Ok(Box::new(Paused) as Value)
         }))
     }
 
@@ -636,6 +670,48 @@ mod tests {
         });
         assert_eq!(h.run_inbox(), 1);
         assert_eq!(h.protocol.log, ["late early", "later 5"]);
+    }
+
+    #[test]
+    fn a_callback_returning_a_deferred_pauses_the_chain_until_it_fires() {
+        let mut h = connected();
+        let (outer, r) = Deferred::<Rec, i32>::new(h.transport());
+        let (inner, inner_r) = Deferred::<Rec, String>::new(h.transport());
+        let (inner2, inner2_r) = Deferred::<Rec, String>::new(h.transport());
+        outer
+            .add_callback_deferred(move |p, _, n| {
+                p.log.push(format!("outer {n}"));
+                Ok(inner)
+            })
+            .add_callback(|p, _, s| {
+                p.log.push(format!("after {s}"));
+                Ok(s.len())
+            })
+            .add_callback_deferred(move |_, _, _| Ok(inner2))
+            .add_callbacks(
+                |p, _, s| {
+                    p.log.push(format!("not {s}"));
+                    Ok(())
+                },
+                |p, _, f| {
+                    p.log.push(format!("errback {f}"));
+                    Ok(())
+                },
+            );
+        r.callback(1);
+        assert!(h.run_inbox_once(WAIT));
+        assert_eq!(h.protocol.log, ["outer 1"], "paused");
+        thread::spawn(move || inner_r.callback("inner".into()))
+            .join()
+            .unwrap();
+        assert!(h.run_inbox_once(WAIT));
+        assert_eq!(h.protocol.log, ["outer 1", "after inner"]);
+        inner2_r.errback(Failure::new("inner failed"));
+        assert!(h.run_inbox_once(WAIT));
+        assert_eq!(
+            h.protocol.log,
+            ["outer 1", "after inner", "errback inner failed"]
+        );
     }
 
     #[test]
