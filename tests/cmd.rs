@@ -398,3 +398,55 @@ fn bad_blocking_options_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--root /nonexistent/dir"));
 }
+
+/// Children of `pid` named `name`, from /proc.
+fn children_named(pid: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = &stat[stat.find('(').map_or(0, |i| i + 1)..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if comm == name && ppid == Some(&pid.to_string()) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_client_that_leaves_during_lastlog_leaves_no_child_behind() {
+    let scratch = Scratch::new("leave");
+    let fifo = std::ffi::CString::new(scratch.0.join("server.log").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (s, port) = serve(&scratch, &["--lastlog-timeout", "60s"]);
+    let server_pid = s.child.id();
+    let mut c = Client::new(port);
+    c.send("lastlog\n");
+    let mut tails = Vec::new();
+    assert!(wait_until(DEADLINE, || {
+        tails = children_named(server_pid, "tail");
+        !tails.is_empty()
+    }));
+    drop(c);
+    // Killed *and* reaped: a zombie would still be listed in /proc.
+    assert!(
+        wait_until(DEADLINE, || tails
+            .iter()
+            .all(|t| !Path::new(&format!("/proc/{t}")).exists())),
+        "tail {tails:?} outlived its client"
+    );
+    assert!(s.wait_for_log("Lost client connection."));
+}
