@@ -266,6 +266,10 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
+/// How long a client waits for a big file's hash: ~1 s on an idle machine,
+/// far more when the machine is loaded.
+const SLOW_HASH: Duration = Duration::from_secs(120);
+
 /// SHA-1 of 512 MiB of zero bytes (`truncate -s 512M f; sha1sum f`).
 const ZEROS_512M_SHA1: &str = "5b088492c9f4778f409b7ae61477dec124c99033";
 
@@ -305,6 +309,8 @@ fn a_big_hash_does_not_stall_other_clients() {
         "the hash answered before the other client: {pending:?}"
     );
     hasher.stream.set_nonblocking(false).unwrap();
+    // Hashing takes ~1 s here, but much longer on a loaded machine.
+    hasher.stream.set_read_timeout(Some(SLOW_HASH)).unwrap();
     assert_eq!(hasher.line(), format!("File hash is : {ZEROS_512M_SHA1}\n"));
 }
 
@@ -318,6 +324,7 @@ fn a_saturated_pool_answers_server_busy() {
         &["--blocking-threads", "1", "--blocking-queue", "0"],
     );
     let mut hasher = Client::new(port);
+    hasher.stream.set_read_timeout(Some(SLOW_HASH)).unwrap();
     let mut other = Client::new(port);
     // With no queue, a job is taken only by an idle thread: if the big
     // hash was refused (or `small` got the thread first), read the
