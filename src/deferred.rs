@@ -34,8 +34,9 @@
 //!
 //! Results cross threads through the connection's bounded inbox. A full
 //! inbox is waited on for up to [`DEFAULT_DELIVERY_TIMEOUT`] (the pool's
-//! `delivery_timeout`), then the result is dropped with a warning in the
-//! log — never silently.
+//! `delivery_timeout`, `--delivery-timeout`), then the result is dropped
+//! with a warning in the log — never silently. (A resolver fired on the
+//! owner itself never waits: the owner is the one that would make room.)
 //!
 //! A callback that returns another Deferred
 //! ([`Deferred::add_callback_deferred`]) pauses the chain until that one
