@@ -47,7 +47,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, cmd, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, cmd, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -104,6 +104,11 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
 
+    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
+    /// a peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    max_string_length: usize,
+
     /// cmd: the file `lastlog` shows the last lines of.
     #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE)]
     log_file: PathBuf,
@@ -157,6 +162,7 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_string_length: Some(self.max_string_length),
             log_file: Some(self.log_file.clone()),
             root: Some(self.root.clone()),
             max_clients: Some(self.max_clients),

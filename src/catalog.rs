@@ -8,17 +8,29 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
+use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{cmd, echo, qotd, welcome};
+use crate::protocols::{cmd, echo, int32_echo, netstring_echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "cmd"];
+pub const NAMES: &[&str] = &[
+    "echo",
+    "qotd",
+    "welcome",
+    "netstring-echo",
+    "int32-echo",
+    "cmd",
+];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// netstring-echo, int32-echo: the longest string accepted (default
+    /// 99999, Twisted's `MAX_LENGTH`).
+    pub max_string_length: Option<usize>,
     /// cmd: the file `lastlog` tails (default [`cmd::DEFAULT_LOG_FILE`]).
     pub log_file: Option<PathBuf>,
     /// cmd: the directory `comhash` is confined to (default: the current
@@ -45,6 +57,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
+        "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
         "cmd" => cmd::DEFAULT_ENDPOINT,
         _ => return None,
     })
@@ -59,6 +73,16 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "netstring-echo" => Arc::new(netstring_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_NETSTRING_LENGTH),
+        )),
+        "int32-echo" => Arc::new(int32_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
+        )),
         "cmd" => Arc::new(cmd_factory(options)?),
         other => {
             return Err(format!(

@@ -461,7 +461,81 @@ fn arb_lines(first: u8, second: u8) -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::vec(line, 0..12)
 }
 
+/// Sends every line back with `send_line`.
+struct SendBack;
+
+impl LineHandler for SendBack {
+    fn line_received(&mut self, line: &[u8], lines: &mut LineTransport<'_>) {
+        lines.send_line(line);
+    }
+}
+
+/// A piece of a scripted session: a line, or a raw section (entered with
+/// the line `raw`, left with `#`).
+#[derive(Debug, Clone)]
+enum Piece {
+    Line(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
+fn arb_session() -> impl Strategy<Value = Vec<Piece>> {
+    let text = prop::collection::vec(prop::sample::select(vec![b'a', b'\r', b'\n', b'q']), 0..10);
+    let piece = prop_oneof![
+        text.clone()
+            .prop_map(|t| Piece::Line(t.into_iter().filter(|&b| b != b'\n').collect())),
+        text.prop_map(Piece::Raw),
+    ];
+    prop::collection::vec(piece, 0..10)
+}
+
 proptest! {
+    #[test]
+    fn send_line_then_framing_is_the_identity(lines in arb_lines(b'\r', b'\n'), chunk in 1usize..9) {
+        let input = encode(&lines, CRLF);
+        let mut h = Harness::new(LineReceiver::new(SendBack));
+        h.connect();
+        h.feed_chunked(&input, chunk);
+        prop_assert_eq!(h.take_output(), input);
+    }
+
+    #[test]
+    fn raw_switches_lose_and_repeat_nothing_in_any_chunking(session in arb_session(), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for piece in &session {
+            match piece {
+                Piece::Line(l) => {
+                    // Lines without CRLF, `raw` or `quit` inside.
+                    let mut l = l.clone();
+                    if l.last() == Some(&b'\r') || l == b"raw" || l == b"quit" || l == b"abort" {
+                        l.push(b'a');
+                    }
+                    input.extend_from_slice(&l);
+                    input.extend_from_slice(CRLF);
+                    expected.push(b'<');
+                    expected.extend_from_slice(&l);
+                    expected.push(b'>');
+                }
+                Piece::Raw(r) => {
+                    input.extend_from_slice(b"raw\r\n");
+                    input.extend_from_slice(r);
+                    input.push(b'#');
+                    expected.extend_from_slice(b"<raw>");
+                    expected.extend_from_slice(r);
+                }
+            }
+        }
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.extend([0, input.len()]);
+        cuts.sort_unstable();
+        let mut h = Harness::new(crlf());
+        h.connect();
+        for pair in cuts.windows(2) {
+            h.feed(&input[pair[0]..pair[1]]);
+        }
+        prop_assert_eq!(text(&h.take_output()), text(&expected));
+    }
+
     #[test]
     fn crlf_lines_survive_any_chunking(lines in arb_lines(b'\r', b'\n'), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
         prop_assert!(lines.iter().all(|l| !contains(l, b"\r\n")));

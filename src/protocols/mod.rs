@@ -5,5 +5,7 @@
 
 pub mod cmd;
 pub mod echo;
+pub mod int32_echo;
+pub mod netstring_echo;
 pub mod qotd;
 pub mod welcome;
