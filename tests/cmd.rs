@@ -455,3 +455,54 @@ fn a_client_that_leaves_during_lastlog_leaves_no_child_behind() {
     );
     assert!(s.wait_for_log("Lost client connection."));
 }
+
+#[test]
+fn a_client_that_leaves_mid_hash_frees_the_pool_thread() {
+    let scratch = Scratch::new("abandon");
+    // 64 GiB, sparse: hashing it all would take a minute or more; the test
+    // passes only if the job stops when its client leaves.
+    let f = std::fs::File::create(scratch.root().join("huge")).unwrap();
+    f.set_len(64 << 30).unwrap();
+    std::fs::write(scratch.root().join("small"), "abc").unwrap();
+    let (s, port) = serve(
+        &scratch,
+        &["--blocking-threads", "1", "--blocking-queue", "0"],
+    );
+    let mut hasher = Client::new(port);
+    let mut other = Client::new(port);
+    // Retry until the huge hash holds the one thread. Ask `small` only once
+    // the server has taken `huge` (its own log says so), so that `small`
+    // cannot slip in first; then a `small` answered means `huge` was
+    // refused (the thread was not idle yet), and the hasher was told so.
+    let mut tries = 0;
+    assert!(wait_until(DEADLINE, || {
+        hasher.send("comhash huge\n");
+        tries += 1;
+        let taken = wait_until(DEADLINE, || {
+            s.log()
+                .matches("Cmd received from 127.0.0.1 : comhash huge")
+                .count()
+                == tries
+        });
+        assert!(taken, "{}", s.log());
+        if other.ask("comhash small\n") == "An error occured: server busy\n" {
+            return true;
+        }
+        assert_eq!(hasher.line(), "An error occured: server busy\n");
+        false
+    }));
+    drop(hasher);
+    assert!(s.wait_for_log("Lost client connection."));
+    let mut answer = String::new();
+    assert!(
+        wait_until(DEADLINE, || {
+            answer = other.ask("comhash small\n");
+            answer.starts_with("File hash is")
+        }),
+        "the pool thread was not freed: {answer}"
+    );
+    assert_eq!(
+        answer,
+        "File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\n"
+    );
+}

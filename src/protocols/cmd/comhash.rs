@@ -158,8 +158,44 @@ pub fn sha1_hex(reader: &mut impl Read) -> io::Result<String> {
 
 /// `comhash`'s work: confine, open, stream, hash.
 pub fn hash_in_root(root: &Path, requested: &str) -> Result<String, Failure> {
-    let mut file = open_in_root(root, requested)?;
-    sha1_hex(&mut file).map_err(|e| Failure::new(format!("{requested}: {}", describe(&e))))
+    hash_in_root_while(root, requested, &|| true)
+}
+
+/// As [`hash_in_root`], checking `wanted` before each read: when it says
+/// no (the client left), the work stops early instead of holding a pool
+/// thread for the rest of a big file. Only the bytes present when the file
+/// was opened are hashed, so a file that keeps growing cannot hold a pool
+/// thread for ever either.
+pub fn hash_in_root_while(
+    root: &Path,
+    requested: &str,
+    wanted: &dyn Fn() -> bool,
+) -> Result<String, Failure> {
+    let file = open_in_root(root, requested)?;
+    let size = file
+        .metadata()
+        .map_err(|e| Failure::new(format!("{requested}: {}", describe(&e))))?
+        .len();
+    let mut reader = Checked {
+        inner: file.take(size),
+        wanted,
+    };
+    sha1_hex(&mut reader).map_err(|e| Failure::new(format!("{requested}: {}", describe(&e))))
+}
+
+/// A reader that fails once `wanted` says the result is not wanted any more.
+struct Checked<'a, R> {
+    inner: R,
+    wanted: &'a dyn Fn() -> bool,
+}
+
+impl<R: Read> Read for Checked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !(self.wanted)() {
+            return Err(io::Error::other("abandoned: the client left"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +300,22 @@ mod tests {
         assert_eq!(err(&root, "sub"), "sub: not a regular file (a directory)");
         assert_eq!(err(&root, "."), ".: not a regular file (a directory)");
         assert_eq!(err(&root, "fifo"), "fifo: not a regular file (a FIFO)");
+
+        // Abandoned work stops at the next read.
+        let calls = std::cell::Cell::new(0);
+        let stop_after_one = || {
+            calls.set(calls.get() + 1);
+            calls.get() <= 1
+        };
+        let big = root.join("big");
+        fs::write(&big, vec![b'x'; HASH_BUFFER * 4]).unwrap();
+        assert_eq!(
+            hash_in_root_while(&root, "big", &stop_after_one)
+                .unwrap_err()
+                .to_string(),
+            "big: abandoned: the client left"
+        );
+        assert_eq!(calls.get(), 2);
 
         // With the root at /dev, /dev/zero is inside but still refused.
         let dev = canonical_root(Path::new("/dev")).unwrap();

@@ -128,6 +128,9 @@ impl Drop for ClientSlot {
 pub struct CmdProtocol {
     slot: ClientSlot,
     client_ip: String,
+    /// Dropped with the connection: work for this client watches it (as a
+    /// `Weak`) and stops early once it is gone.
+    here: Arc<()>,
 }
 
 impl CmdProtocol {
@@ -155,8 +158,10 @@ impl CmdProtocol {
         let shared = self.shared().clone();
         let root = shared.root.clone();
         let path = path.to_string();
+        let here = Arc::downgrade(&self.here);
         defer_to_thread::<CmdReceiver, String, _>(&shared.pool, lines.transport(), move || {
-            comhash::hash_in_root(&root, &path)
+            // Stop hashing once this client is gone: nobody would read it.
+            comhash::hash_in_root_while(&root, &path, &|| here.strong_count() > 0)
         })
         .add_callbacks(
             |_, t, hex| {
@@ -295,6 +300,7 @@ impl Factory for CmdFactory {
         let handler = CmdProtocol {
             slot,
             client_ip: peer.host_string(),
+            here: Arc::new(()),
         };
         Ok(Box::new(LineReceiver::with_config(
             handler,
@@ -351,6 +357,7 @@ mod tests {
         let p = CmdProtocol {
             slot: ClientSlot(f.factory.shared.clone()),
             client_ip: "127.0.0.1".into(),
+            here: Arc::new(()),
         };
         LineReceiver::with_config(p, LineConfig::lenient())
     }
