@@ -1,6 +1,7 @@
 //! `comhash PATH`: the SHA-1 of a regular file inside the server's root,
 //! streamed in [`HASH_BUFFER`]-sized reads (never the whole file in
-//! memory). Runs on the blocking pool.
+//! memory). Runs on the blocking pool, and stops early if its client
+//! leaves ([`hash_in_root_while`]).
 //!
 //! The tutorial hashed any path the server could read, which discloses
 //! files. Here the path is resolved (symlinks included) relative to the
