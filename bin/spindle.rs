@@ -47,7 +47,8 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, cmd, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
+    /// answer, cmd, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -103,6 +104,15 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// chat: the longest nick, in characters.
+    #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
+    max_nick: usize,
+
+    /// chat, answer, cmd: the longest line accepted, in bytes; a longer one is
+    /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
+    #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
+    max_line_length: usize,
 
     /// netstring-echo, int32-echo: the longest string accepted, in bytes;
     /// a peer announcing more is logged and dropped.
@@ -162,6 +172,8 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_nick_len: Some(self.max_nick),
+            max_line_length: Some(self.max_line_length),
             max_string_length: Some(self.max_string_length),
             log_file: Some(self.log_file.clone()),
             root: Some(self.root.clone()),

@@ -8,10 +8,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
 use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{cmd, echo, int32_echo, netstring_echo, qotd, welcome};
+use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
 pub const NAMES: &[&str] = &[
@@ -20,6 +21,8 @@ pub const NAMES: &[&str] = &[
     "welcome",
     "netstring-echo",
     "int32-echo",
+    "chat",
+    "answer",
     "cmd",
 ];
 
@@ -31,6 +34,12 @@ pub struct ProtocolOptions {
     /// netstring-echo, int32-echo: the longest string accepted (default
     /// 99999, Twisted's `MAX_LENGTH`).
     pub max_string_length: Option<usize>,
+    /// Chat: the longest nick, in characters (default:
+    /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
+    pub max_nick_len: Option<usize>,
+    /// Chat, answer and cmd: the longest line, in bytes (default:
+    /// [`DEFAULT_MAX_LINE_LENGTH`]).
+    pub max_line_length: Option<usize>,
     /// cmd: the file `lastlog` tails (default [`cmd::DEFAULT_LOG_FILE`]).
     pub log_file: Option<PathBuf>,
     /// cmd: the directory `comhash` is confined to (default: the current
@@ -59,6 +68,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "welcome" => welcome::DEFAULT_ENDPOINT,
         "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
         "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
+        "chat" => chat::DEFAULT_ENDPOINT,
+        "answer" => answer::DEFAULT_ENDPOINT,
         "cmd" => cmd::DEFAULT_ENDPOINT,
         _ => return None,
     })
@@ -83,6 +94,18 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
                 .max_string_length
                 .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
         )),
+        "chat" => {
+            let defaults = chat::ChatConfig::default();
+            let config = chat::ChatConfig {
+                max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
+                max_line_length: line_length(options)?,
+            };
+            if config.max_nick_len == 0 {
+                return Err("--max-nick must be at least 1".to_string());
+            }
+            Arc::new(chat::ChatFactory::new(&config))
+        }
+        "answer" => Arc::new(answer::factory(line_length(options)?)),
         "cmd" => Arc::new(cmd_factory(options)?),
         other => {
             return Err(format!(
@@ -91,6 +114,15 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             ));
         }
     })
+}
+
+/// The line length limit for line protocols: the option, else Twisted's.
+fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
+    match options.max_line_length {
+        Some(0) => Err("--max-line-length must be at least 1".to_string()),
+        Some(max) => Ok(max),
+        None => Ok(DEFAULT_MAX_LINE_LENGTH),
+    }
 }
 
 /// The command server, with a blocking pool of its own (the only protocol
@@ -114,6 +146,7 @@ fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
         lastlog_time_limit: options
             .lastlog_timeout
             .unwrap_or(defaults.lastlog_time_limit),
+        max_line_length: line_length(options)?,
     };
     cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }

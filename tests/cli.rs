@@ -307,5 +307,5 @@ fn a_second_sigint_exits_at_once() {
         s.log()
     );
     s.signal(libc::SIGINT);
-    assert_eq!(s.wait_exit(DEADLINE), Some(130));
+    assert_eq!(s.wait_exit(DEADLINE), Some(130), "log:\n{}", s.log());
 }

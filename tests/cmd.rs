@@ -506,3 +506,17 @@ fn a_client_that_leaves_mid_hash_frees_the_pool_thread() {
         "File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\n"
     );
 }
+
+#[test]
+fn an_overlong_command_line_drops_the_connection() {
+    let scratch = Scratch::new("long");
+    let (s, port) = serve(&scratch, &["--max-line-length", "20"]);
+    let mut c = Client::new(port);
+    assert_eq!(
+        c.ask(&format!("{}\n", "y".repeat(20))),
+        "Command not found.\n"
+    );
+    c.send(&format!("{}\n", "z".repeat(21)));
+    assert!(c.at_eof());
+    assert!(s.wait_for_log("line too long"));
+}

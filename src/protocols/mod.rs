@@ -3,6 +3,9 @@
 //! Each module holds one protocol, its factory, and `DEFAULT_ENDPOINT`,
 //! where `spindle serve NAME` listens unless told otherwise.
 
+pub mod answer;
+pub mod chat;
+pub mod chat_room;
 pub mod cmd;
 pub mod echo;
 pub mod int32_echo;

@@ -45,7 +45,9 @@ use std::time::Duration;
 
 use crate::blocking::BlockingPool;
 use crate::deferred::defer_to_thread;
-use crate::framing::line::{LineConfig, LineHandler, LineReceiver, LineTransport};
+use crate::framing::line::{
+    DEFAULT_MAX_LINE_LENGTH, LineConfig, LineHandler, LineReceiver, LineTransport,
+};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
 use crate::spawn::{ProcessEnd, ProcessProtocol, spawn_process};
 use crate::transport::Transport;
@@ -86,6 +88,9 @@ pub struct CmdConfig {
     pub max_clients: usize,
     /// How long `tail` may run before it is killed.
     pub lastlog_time_limit: Duration,
+    /// The longest command line accepted, in bytes; a longer one is
+    /// logged and the connection dropped (the line receiver's default).
+    pub max_line_length: usize,
 }
 
 impl Default for CmdConfig {
@@ -95,6 +100,7 @@ impl Default for CmdConfig {
             root: PathBuf::from("."),
             max_clients: DEFAULT_MAX_CLIENTS,
             lastlog_time_limit: LASTLOG_TIME_LIMIT,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         }
     }
 }
@@ -107,6 +113,7 @@ struct Shared {
     root: PathBuf,
     max_clients: usize,
     lastlog_time_limit: Duration,
+    max_line_length: usize,
     clients: AtomicUsize,
     pool: Arc<BlockingPool>,
 }
@@ -262,6 +269,7 @@ impl CmdFactory {
                 root,
                 max_clients: config.max_clients,
                 lastlog_time_limit: config.lastlog_time_limit,
+                max_line_length: config.max_line_length,
                 clients: AtomicUsize::new(0),
                 pool,
             }),
@@ -302,10 +310,8 @@ impl Factory for CmdFactory {
             client_ip: peer.host_string(),
             here: Arc::new(()),
         };
-        Ok(Box::new(LineReceiver::with_config(
-            handler,
-            LineConfig::lenient(),
-        )))
+        let lines = LineConfig::lenient().with_max_length(self.shared.max_line_length);
+        Ok(Box::new(LineReceiver::with_config(handler, lines)))
     }
 
     fn busy_message(&self) -> Option<&[u8]> {
