@@ -48,7 +48,7 @@ impl From<ModelArg> for Model {
 #[derive(Args)]
 struct ServeArgs {
     /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
-    /// answer, or all.
+    /// answer, cmd, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -109,7 +109,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
     max_nick: usize,
 
-    /// chat, answer: the longest line accepted, in bytes; a longer one is
+    /// chat, answer, cmd: the longest line accepted, in bytes; a longer one is
     /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
     #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
     max_line_length: usize,
@@ -118,6 +118,39 @@ struct ServeArgs {
     /// a peer announcing more is logged and dropped.
     #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
     max_string_length: usize,
+
+    /// cmd: the file `lastlog` shows the last lines of.
+    #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE)]
+    log_file: PathBuf,
+
+    /// cmd: `comhash` only hashes regular files inside this directory
+    /// (symlinks resolved). Default: the directory the server started in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+
+    /// cmd: clients served at once; the next is told "Too many connections, bye!".
+    #[arg(long, default_value_t = spindle::protocols::cmd::DEFAULT_MAX_CLIENTS, value_name = "N")]
+    max_clients: usize,
+
+    /// Threads for blocking work (hashing, reading child processes): 10 is
+    /// Twisted's reactor thread pool maximum.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_THREADS, value_name = "N")]
+    blocking_threads: usize,
+
+    /// Blocking jobs that may wait for a thread; beyond this they are
+    /// refused ("server busy"). 0: only an idle thread takes a job.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q")]
+    blocking_queue: usize,
+
+    /// How long a blocking job's result (a hash, a child's output) waits
+    /// for room in a connection's full outbound queue before it is dropped
+    /// and the drop logged.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    delivery_timeout: Duration,
+
+    /// cmd: how long `lastlog`'s `tail` may run before it is killed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    lastlog_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -142,6 +175,13 @@ impl ServeArgs {
             max_nick_len: Some(self.max_nick),
             max_line_length: Some(self.max_line_length),
             max_string_length: Some(self.max_string_length),
+            log_file: Some(self.log_file.clone()),
+            root: Some(self.root.clone()),
+            max_clients: Some(self.max_clients),
+            blocking_threads: Some(self.blocking_threads),
+            blocking_queue: Some(self.blocking_queue),
+            delivery_timeout: Some(self.delivery_timeout),
+            lastlog_timeout: Some(self.lastlog_timeout),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
 use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{answer, chat, echo, int32_echo, netstring_echo, qotd, welcome};
+use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
 pub const NAMES: &[&str] = &[
@@ -23,6 +23,7 @@ pub const NAMES: &[&str] = &[
     "int32-echo",
     "chat",
     "answer",
+    "cmd",
 ];
 
 /// Options that only some protocols read.
@@ -36,9 +37,27 @@ pub struct ProtocolOptions {
     /// Chat: the longest nick, in characters (default:
     /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
     pub max_nick_len: Option<usize>,
-    /// Chat and answer: the longest line, in bytes (default:
+    /// Chat, answer and cmd: the longest line, in bytes (default:
     /// [`DEFAULT_MAX_LINE_LENGTH`]).
     pub max_line_length: Option<usize>,
+    /// cmd: the file `lastlog` tails (default [`cmd::DEFAULT_LOG_FILE`]).
+    pub log_file: Option<PathBuf>,
+    /// cmd: the directory `comhash` is confined to (default: the current
+    /// directory).
+    pub root: Option<PathBuf>,
+    /// cmd: clients served at once (default [`cmd::DEFAULT_MAX_CLIENTS`]).
+    pub max_clients: Option<usize>,
+    /// Threads of the blocking pool (default
+    /// [`crate::blocking::DEFAULT_BLOCKING_THREADS`]).
+    pub blocking_threads: Option<usize>,
+    /// Jobs waiting for the blocking pool (default
+    /// [`crate::blocking::DEFAULT_BLOCKING_QUEUE`]).
+    pub blocking_queue: Option<usize>,
+    /// How long a blocking job's result waits for room in a full
+    /// connection inbox (default [`crate::deferred::DEFAULT_DELIVERY_TIMEOUT`]).
+    pub delivery_timeout: Option<std::time::Duration>,
+    /// cmd: how long `tail` may run (default [`cmd::LASTLOG_TIME_LIMIT`]).
+    pub lastlog_timeout: Option<std::time::Duration>,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -51,6 +70,7 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
         "chat" => chat::DEFAULT_ENDPOINT,
         "answer" => answer::DEFAULT_ENDPOINT,
+        "cmd" => cmd::DEFAULT_ENDPOINT,
         _ => return None,
     })
 }
@@ -86,6 +106,7 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             Arc::new(chat::ChatFactory::new(&config))
         }
         "answer" => Arc::new(answer::factory(line_length(options)?)),
+        "cmd" => Arc::new(cmd_factory(options)?),
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",
@@ -102,6 +123,32 @@ fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
         Some(max) => Ok(max),
         None => Ok(DEFAULT_MAX_LINE_LENGTH),
     }
+}
+
+/// The command server, with a blocking pool of its own (the only protocol
+/// here that needs one).
+fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
+    use crate::blocking::{BlockingPool, DEFAULT_BLOCKING_QUEUE, DEFAULT_BLOCKING_THREADS};
+    let threads = options.blocking_threads.unwrap_or(DEFAULT_BLOCKING_THREADS);
+    if threads == 0 {
+        return Err("--blocking-threads must be at least 1".into());
+    }
+    let queue = options.blocking_queue.unwrap_or(DEFAULT_BLOCKING_QUEUE);
+    let mut pool = BlockingPool::new(threads, queue).map_err(|e| e.to_string())?;
+    if let Some(timeout) = options.delivery_timeout {
+        pool = pool.with_delivery_timeout(timeout);
+    }
+    let defaults = cmd::CmdConfig::default();
+    let config = cmd::CmdConfig {
+        log_file: options.log_file.clone().unwrap_or(defaults.log_file),
+        root: options.root.clone().unwrap_or(defaults.root),
+        max_clients: options.max_clients.unwrap_or(defaults.max_clients),
+        lastlog_time_limit: options
+            .lastlog_timeout
+            .unwrap_or(defaults.lastlog_time_limit),
+        max_line_length: line_length(options)?,
+    };
+    cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

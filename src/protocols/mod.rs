@@ -6,6 +6,7 @@
 pub mod answer;
 pub mod chat;
 pub mod chat_room;
+pub mod cmd;
 pub mod echo;
 pub mod int32_echo;
 pub mod netstring_echo;
