@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod client;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
