@@ -20,11 +20,13 @@ mod dial;
 mod driver;
 pub mod endpoint;
 pub mod factory;
+pub mod reconnect;
 pub mod tls;
 
 pub use connector::{Connector, connect};
 pub use endpoint::ClientEndpoint;
 pub use factory::{ClientFactory, ConnectError};
+pub use reconnect::ReconnectingClientFactory;
 
 /// Default time one blocked write may take before the connection is dropped.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
