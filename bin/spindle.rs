@@ -4,6 +4,8 @@
 //! build factories, bind endpoints, run, and map failures to exit codes
 //! (2: usage, 1: runtime).
 
+mod client_cmds;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Serve a protocol (or `all` of them, each on its default port).
     Serve(ServeArgs),
+    /// Fetch a URL (http:// or https://) and print its body.
+    Get(client_cmds::GetArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
     }));
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
+        Command::Get(args) => client_cmds::get(args).map_err(runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -175,7 +175,7 @@ impl Connector {
         match opened {
             Err(reason) => {
                 self.state().connecting = None;
-                log::info!("{self}: connection failed: {reason}");
+                log::debug!("{self}: connection failed: {reason}");
                 factory.client_connection_failed(self, &reason);
             }
             Ok(opened) => {

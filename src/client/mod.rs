@@ -9,6 +9,7 @@
 //!   contract as on the server side (one callback at a time, writes sent
 //!   after each callback, other threads through a [`ConnHandle`]).
 //! * [`ClientConfig`]: every bound and timeout of a client connection.
+//! * [`fetch_page`]: an HTTP/1.1 GET of a URL's body (Twisted's `getPage`).
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 
@@ -20,12 +21,16 @@ mod dial;
 mod driver;
 pub mod endpoint;
 pub mod factory;
+pub mod http_response;
+pub mod page;
 pub mod reconnect;
 pub mod tls;
+pub mod url;
 
 pub use connector::{Connector, connect};
 pub use endpoint::ClientEndpoint;
 pub use factory::{ClientFactory, ConnectError};
+pub use page::{PageError, PageOptions, fetch_page};
 pub use reconnect::ReconnectingClientFactory;
 
 /// Default time one blocked write may take before the connection is dropped.
