@@ -51,7 +51,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, or all.
+    /// The protocol: echo, qotd, welcome, cmd, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -107,6 +107,29 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// cmd: the file `lastlog` shows the last lines of.
+    #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE)]
+    log_file: PathBuf,
+
+    /// cmd: `comhash` only hashes regular files inside this directory
+    /// (symlinks resolved). Default: the directory the server started in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+
+    /// cmd: clients served at once; the next is told "Too many connections, bye!".
+    #[arg(long, default_value_t = spindle::protocols::cmd::DEFAULT_MAX_CLIENTS, value_name = "N")]
+    max_clients: usize,
+
+    /// Threads for blocking work (hashing, reading child processes): 10 is
+    /// Twisted's reactor thread pool maximum.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_THREADS, value_name = "N")]
+    blocking_threads: usize,
+
+    /// Blocking jobs that may wait for a thread; beyond this they are
+    /// refused ("server busy"). 0: only an idle thread takes a job.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q")]
+    blocking_queue: usize,
 }
 
 impl ServeArgs {
@@ -128,6 +151,11 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            log_file: Some(self.log_file.clone()),
+            root: Some(self.root.clone()),
+            max_clients: Some(self.max_clients),
+            blocking_threads: Some(self.blocking_threads),
+            blocking_queue: Some(self.blocking_queue),
         }
     }
 }

@@ -20,6 +20,8 @@
 //! * [`Server`]: listening endpoints and their factories, driven by an
 //!   engine ([`engine`]) until its [`Stopper`] fires.
 //! * [`testing`]: drive a protocol in memory, in every chunking.
+//! * [`framing`]: whole lines, netstrings and length-prefixed strings out
+//!   of the byte stream ([`framing::line::LineReceiver`] and friends).
 //!
 //! ## A server in a few lines
 //!
@@ -45,14 +47,18 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod catalog;
 pub mod client;
+pub mod deferred;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod framing;
 pub mod log;
 pub mod protocol;
 pub mod protocols;
+pub mod spawn;
 pub mod testing;
 pub mod transport;
 

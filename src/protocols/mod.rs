@@ -3,6 +3,7 @@
 //! Each module holds one protocol, its factory, and `DEFAULT_ENDPOINT`,
 //! where `spindle serve NAME` listens unless told otherwise.
 
+pub mod cmd;
 pub mod echo;
 pub mod qotd;
 pub mod welcome;
