@@ -310,3 +310,42 @@ fn spindle_get_prints_the_body_or_one_line_and_exit_1() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A protocol that fetches a page when told to, as a tutorial server would
+/// (`getPage(url).addCallback(...)`), and writes what it got.
+#[derive(Default)]
+struct Fetcher;
+
+impl spindle::Protocol for Fetcher {
+    fn data_received(&mut self, data: &[u8], transport: &mut spindle::Transport) {
+        let url = String::from_utf8_lossy(data).trim().to_string();
+        spindle::client::get_page::<Fetcher>(transport, &url, quick())
+            .add_callback(|_, t, body| {
+                t.write(b"got: ");
+                t.write(&body);
+                Ok(())
+            })
+            .add_errback(|_, t, failure| {
+                t.write(format!("failed: {failure}").as_bytes());
+                Ok(())
+            });
+    }
+}
+
+#[test]
+fn get_page_fires_a_deferred_on_the_owner() {
+    use spindle::testing::Harness;
+    let s = Scripted::start(script);
+    let mut h = Harness::new(Fetcher);
+    h.transport().handle();
+    h.connect();
+    h.feed(s.url("/chunked").as_bytes());
+    assert!(h.run_inbox_once(Duration::from_secs(10)));
+    assert_eq!(h.take_text(), "got: abcde");
+    h.feed(s.url("/missing").as_bytes());
+    assert!(h.run_inbox_once(Duration::from_secs(10)));
+    assert_eq!(
+        h.take_text(),
+        format!("failed: HTTP 404 Not Found from {}", s.url("/missing"))
+    );
+}

@@ -30,7 +30,7 @@ pub mod url;
 pub use connector::{Connector, connect};
 pub use endpoint::ClientEndpoint;
 pub use factory::{ClientFactory, ConnectError};
-pub use page::{PageError, PageOptions, fetch_page};
+pub use page::{PageError, PageOptions, fetch_page, get_page};
 pub use reconnect::ReconnectingClientFactory;
 
 /// Default time one blocked write may take before the connection is dropped.

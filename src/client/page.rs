@@ -6,8 +6,8 @@
 //! whole request. A status outside 2xx is an error carrying the status.
 //!
 //! [`fetch_page`] blocks the calling thread until the body or an error.
-//! Inside a protocol, [`get_page`](super::get_page) returns a Deferred
-//! instead, fired on the connection's owner.
+//! Inside a protocol, [`get_page`] returns a [`Deferred`] instead, fired on
+//! the connection's owner, as Twisted's `getPage` does.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use super::http_response::{
 };
 use super::url::{Url, UrlError};
 use super::{ClientConfig, ClientFactory, ConnectError, connect};
+use crate::deferred::{Deferred, Failure};
 use crate::protocol::{Addr, Protocol, Reason};
 use crate::transport::Transport;
 
@@ -270,4 +271,34 @@ pub fn fetch_page(url: &str, options: &PageOptions) -> Result<Vec<u8>, PageError
             }
         }
     }
+}
+
+/// Twisted's `getPage`: fetches `url` (as [`fetch_page`]) off the owner
+/// and returns a [`Deferred`] of the body, fired on this connection's
+/// owner. Errors arrive as a [`Failure`] whose message is the
+/// [`PageError`]'s one line (`HTTP 404 Not Found from ...` for a status).
+///
+/// The fetch runs on a thread of its own (plus its connection's), so the
+/// owner never blocks; every step is bounded by `options`' timeouts.
+#[track_caller]
+pub fn get_page<P: Protocol>(
+    transport: &mut Transport,
+    url: &str,
+    options: PageOptions,
+) -> Deferred<P, Vec<u8>> {
+    let (deferred, resolver) = Deferred::<P, Vec<u8>>::new(transport);
+    let resolver = resolver.failing_if_dropped("get_page could not start a thread");
+    let url = url.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("spindle-get-page".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let result = fetch_page(&url, &options).map_err(|e| Failure::new(e.to_string()));
+            resolver.resolve(result);
+        });
+    if let Err(e) = spawned {
+        // The closure, and the resolver in it, is dropped: the chain fails.
+        log::error!("cannot start a get_page thread: {e}");
+    }
+    deferred
 }
