@@ -80,6 +80,9 @@ pub fn describe(e: &rustls::Error) -> String {
         | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
             "bad certificate: expired".into()
         }
+        Error::InvalidCertificate(CertificateError::BadSignature) => {
+            "bad certificate: its signature does not verify (issued by another authority of the same name?)".into()
+        }
         Error::InvalidCertificate(other) => format!("bad certificate: {other:?}"),
         other => other.to_string(),
     }
