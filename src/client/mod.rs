@@ -22,6 +22,7 @@ mod driver;
 pub mod endpoint;
 pub mod factory;
 pub mod http_response;
+pub mod imap;
 pub mod page;
 pub mod reconnect;
 pub mod tls;
