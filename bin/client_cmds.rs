@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use spindle::client::imap::{self, ImapOptions, ImapSession};
 use spindle::client::page::{self, PageOptions};
-use spindle::client::{ClientConfig, http_response, tls};
+use spindle::client::{ClientConfig, ClientEndpoint, http_response, tls};
 use spindle::duration::parse_duration;
 
 /// TLS trust options shared by the client commands.
@@ -90,4 +91,102 @@ pub fn get(args: &GetArgs) -> Result<(), String> {
     out.write_all(&body)
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write the body: {e}"))
+}
+
+/// `spindle imap-subject`.
+#[derive(Args)]
+pub struct ImapSubjectArgs {
+    /// The server, e.g. tls:imap.example.com:993 (or tcp:HOST:143).
+    #[arg(long, value_name = "ENDPOINT")]
+    endpoint: String,
+
+    /// The user name.
+    #[arg(long)]
+    user: String,
+
+    /// A file holding the password (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    password_file: PathBuf,
+
+    /// The mailbox to open.
+    #[arg(long, default_value = "INBOX")]
+    mailbox: String,
+
+    /// Which message (sequence number, from 1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    message: u32,
+
+    /// Time for the greeting and for each command.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    timeout: Duration,
+
+    /// Largest literal accepted from the server, in bytes.
+    #[arg(long, default_value_t = imap::parse::DEFAULT_MAX_LITERAL, value_name = "BYTES")]
+    max_literal: usize,
+
+    /// Longest response line accepted, in bytes.
+    #[arg(long, default_value_t = imap::parse::DEFAULT_MAX_LINE, value_name = "BYTES")]
+    max_line: usize,
+
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// Reads the password: the file's bytes without one trailing newline.
+fn read_password(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(bytes)
+}
+
+/// Logs in, opens the mailbox, prints the subject of one message.
+pub fn imap_subject(args: &ImapSubjectArgs) -> Result<(), String> {
+    if args.message == 0 {
+        return Err("--message counts from 1".into());
+    }
+    let endpoint = ClientEndpoint::parse(&args.endpoint).map_err(|e| e.to_string())?;
+    let password = read_password(&args.password_file)?;
+    let config = args
+        .tls
+        .client_config(matches!(endpoint, ClientEndpoint::Tls { .. }))?;
+    let options = ImapOptions {
+        command_timeout: args.timeout,
+        max_literal: args.max_literal,
+        max_line: args.max_line,
+        ..ImapOptions::default()
+    };
+    let mut session =
+        ImapSession::connect(&endpoint, config, options).map_err(|e| e.to_string())?;
+    session
+        .login(&args.user, &password)
+        .map_err(|e| e.to_string())?;
+    let mailbox = session.select(&args.mailbox).map_err(|e| e.to_string())?;
+    if mailbox.exists == 0 {
+        return Err(format!("mailbox {} is empty", args.mailbox));
+    }
+    if args.message > mailbox.exists {
+        return Err(format!(
+            "mailbox {} has {} messages; there is no message {}",
+            args.mailbox, mailbox.exists, args.message
+        ));
+    }
+    let envelope = session
+        .fetch_envelope(args.message)
+        .map_err(|e| e.to_string())?;
+    let subject = envelope.subject.unwrap_or_default();
+    if args.message == 1 {
+        println!("First message subject: {subject}");
+    } else {
+        println!("Message {} subject: {subject}", args.message);
+    }
+    if let Err(e) = session.logout() {
+        log::warn!("logout: {e}");
+    }
+    Ok(())
 }

@@ -33,6 +33,9 @@ enum Command {
     Serve(ServeArgs),
     /// Fetch a URL (http:// or https://) and print its body.
     Get(client_cmds::GetArgs),
+    /// Log in to an IMAP4 server and print a message's subject (the
+    /// tutorial's IMAP client).
+    ImapSubject(client_cmds::ImapSubjectArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::Get(args) => client_cmds::get(args).map_err(runtime),
+        Command::ImapSubject(args) => client_cmds::imap_subject(args).map_err(runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
