@@ -209,6 +209,17 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             args.listen.clone()
         };
         for text in endpoints {
+            if spindle::tls_server::TlsEndpoint::is_tls(&text) {
+                // ssl:PORT:privateKey=..:certKey=..: the protocol wrapped in TLS.
+                let tls = spindle::tls_server::TlsEndpoint::parse(&text)
+                    .map_err(|e| usage(e.to_string()))?;
+                let config = tls.server_config().map_err(runtime)?;
+                let wrapped: Arc<dyn spindle::Factory> = Arc::new(
+                    spindle::tls_server::TlsFactory::new(factory.clone(), config),
+                );
+                plan.push((name.to_string(), tls.tcp, wrapped));
+                continue;
+            }
             let endpoint = Endpoint::parse(&text).map_err(|e| usage(e.to_string()))?;
             plan.push((name.to_string(), endpoint, factory.clone()));
         }

@@ -60,6 +60,7 @@ pub mod protocol;
 pub mod protocols;
 pub mod spawn;
 pub mod testing;
+pub mod tls_server;
 pub mod transport;
 
 pub use endpoint::{Endpoint, EndpointError, Listener};
