@@ -262,3 +262,40 @@ fn disconnect_closes_a_live_connection_and_idle_timeout_fires() {
     assert!(c.wait(WAIT));
     server.stop().unwrap();
 }
+
+#[test]
+fn a_unix_listener_with_a_full_backlog_times_the_connect_out() {
+    let dir = std::env::temp_dir().join(format!("spindle-client-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("full.sock");
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&socket2::SockAddr::unix(&path).unwrap())
+        .unwrap();
+    socket.listen(0).unwrap(); // never accepts
+    let ep = ClientEndpoint::parse(&format!("unix:{}:timeout=0.2", path.display())).unwrap();
+    let mut timed_out = false;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let (factory, rx) = recorder();
+        let c = connect(&ep, factory, ClientConfig::default());
+        // Connected attempts stay open (the server never speaks); keep them.
+        let first_two: Vec<Event> = (0..2).filter_map(|_| rx.recv_timeout(WAIT).ok()).collect();
+        match first_two.get(1) {
+            Some(Event::Failed(e)) => {
+                assert!(e.is_timeout(), "{e}");
+                timed_out = true;
+                break;
+            }
+            Some(Event::Made) => held.push(c),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(timed_out, "the backlog never filled");
+    for c in held {
+        c.disconnect();
+        assert!(c.wait(WAIT));
+    }
+    drop(socket);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,12 +37,8 @@ pub(crate) fn open(
         }
     };
     match endpoint {
-        ClientEndpoint::Unix { path, .. } => {
-            let s = UnixStream::connect(path).map_err(|e| ConnectError::Connect {
-                addr: format!("unix:{}", path.display()),
-                reason: e.to_string(),
-                kind: e.kind(),
-            })?;
+        ClientEndpoint::Unix { path, timeout } => {
+            let s = connect_unix(path, *timeout)?;
             cancelled()?;
             Ok(Opened {
                 stream: Stream::Unix(s),
@@ -90,6 +86,36 @@ pub(crate) fn open(
             })
         }
     }
+}
+
+/// Connects to a Unix socket within `timeout`: a listener whose backlog is
+/// full would otherwise block `connect` for as long as it stays full.
+fn connect_unix(path: &std::path::Path, timeout: Duration) -> Result<UnixStream, ConnectError> {
+    let failed = |e: io::Error| {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ) {
+            ConnectError::TimedOut {
+                step: "connecting",
+                after: timeout,
+            }
+        } else {
+            ConnectError::Connect {
+                addr: format!("unix:{}", path.display()),
+                reason: e.to_string(),
+                kind: e.kind(),
+            }
+        }
+    };
+    let socket =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).map_err(failed)?;
+    let addr = socket2::SockAddr::unix(path).map_err(failed)?;
+    // Linux bounds a blocking Unix connect by the send timeout (a
+    // non-blocking one just fails at once when the backlog is full).
+    socket.set_write_timeout(Some(timeout)).map_err(failed)?;
+    socket.connect(&addr).map_err(failed)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 /// Resolves `host` on a helper thread, so that a stuck resolver costs the
