@@ -207,7 +207,7 @@ impl Owner<'_> {
         if let Err(e) = self.flush() {
             return Err(match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                    log::info!("write timed out; dropping the connection");
+                    log::debug!("write timed out; dropping the connection");
                     abort(Reason::TimedOut("write"))
                 }
                 _ => abort(Reason::Lost(e.to_string())),
@@ -334,7 +334,7 @@ impl Owner<'_> {
         if let Some(idle) = self.config.idle_timeout
             && now.duration_since(self.last_input) >= idle
         {
-            log::info!("no input for {idle:?}; closing the idle connection");
+            log::debug!("no input for {idle:?}; closing the idle connection");
             return Err(clean(Reason::TimedOut("idle")));
         }
         Ok(())

@@ -278,7 +278,7 @@ impl Protocol for ImapClient {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    log::warn!("{e}; closing");
+                    log::debug!("{e}; closing");
                     t.abort_connection();
                     self.report(Err(ImapError::Parse(e)));
                     return;
