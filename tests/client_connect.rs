@@ -161,7 +161,7 @@ fn refused_is_reported_to_the_factory() {
 fn unknown_host_is_a_resolve_error() {
     let (factory, rx) = recorder();
     let c = connect(
-        &ClientEndpoint::parse("tcp:no-such-host.invalid:80:timeout=10").unwrap(),
+        &ClientEndpoint::parse("tcp:no-such-host.invalid:80:timeout=3").unwrap(),
         factory,
         ClientConfig::default(),
     );
