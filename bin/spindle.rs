@@ -59,7 +59,7 @@ struct ServeArgs {
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
     /// unix:/tmp/echo.sock. Repeat for several. Default: the protocol's own
-    /// port. Not allowed with `all`.
+    /// port. Not allowed with `all`. TLS: ssl:8443:privateKey=key.pem:certKey=cert.pem.
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
 
