@@ -4,6 +4,8 @@
 //! build factories, bind endpoints, run, and map failures to exit codes
 //! (2: usage, 1: runtime).
 
+mod client_cmds;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +31,11 @@ struct Cli {
 enum Command {
     /// Serve a protocol (or `all` of them, each on its default port).
     Serve(ServeArgs),
+    /// Fetch a URL (http:// or https://) and print its body.
+    Get(client_cmds::GetArgs),
+    /// Log in to an IMAP4 server and print a message's subject (the
+    /// tutorial's IMAP client).
+    ImapSubject(client_cmds::ImapSubjectArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,7 +60,7 @@ struct ServeArgs {
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
     /// unix:/tmp/echo.sock. Repeat for several. Default: the protocol's own
-    /// port. Not allowed with `all`.
+    /// port. Not allowed with `all`. TLS: ssl:8443:privateKey=key.pem:certKey=cert.pem.
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
 
@@ -232,6 +239,17 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             args.listen.clone()
         };
         for text in endpoints {
+            if spindle::tls_server::TlsEndpoint::is_tls(&text) {
+                // ssl:PORT:privateKey=..:certKey=..: the protocol wrapped in TLS.
+                let tls = spindle::tls_server::TlsEndpoint::parse(&text)
+                    .map_err(|e| usage(e.to_string()))?;
+                let config = tls.server_config().map_err(runtime)?;
+                let wrapped: Arc<dyn spindle::Factory> = Arc::new(
+                    spindle::tls_server::TlsFactory::new(factory.clone(), config),
+                );
+                plan.push((name.to_string(), tls.tcp, wrapped));
+                continue;
+            }
             let endpoint = Endpoint::parse(&text).map_err(|e| usage(e.to_string()))?;
             plan.push((name.to_string(), endpoint, factory.clone()));
         }
@@ -295,6 +313,8 @@ fn main() -> ExitCode {
     }));
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
+        Command::Get(args) => client_cmds::get(args).map_err(runtime),
+        Command::ImapSubject(args) => client_cmds::imap_subject(args).map_err(runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

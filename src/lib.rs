@@ -54,6 +54,7 @@
 
 pub mod blocking;
 pub mod catalog;
+pub mod client;
 pub mod deferred;
 pub mod duration;
 pub mod endpoint;
@@ -64,6 +65,7 @@ pub mod protocol;
 pub mod protocols;
 pub mod spawn;
 pub mod testing;
+pub mod tls_server;
 pub mod transport;
 
 pub use endpoint::{Endpoint, EndpointError, Listener};
