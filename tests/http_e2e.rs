@@ -294,3 +294,18 @@ fn bad_limits_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-headers"));
 }
+
+#[test]
+fn an_idle_keep_alive_connection_gives_its_worker_up_to_a_waiting_one() {
+    // One worker and a long keep-alive timeout: only the cliff policy can
+    // let the second client in.
+    let (_s, port) = serve(&["--workers", "1", "--keepalive-timeout", "60s"]);
+    let mut a = connect(port);
+    send(&mut a, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(read_response(&mut a).1, "I am request #1\n");
+    let mut b = connect(port);
+    send(&mut b, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(read_response(&mut b).1, "I am request #2\n");
+    // The idle one was closed, without a word, to make room.
+    assert_eq!(read_to_end(&mut a), b"");
+}
