@@ -24,11 +24,10 @@ fn read_response(s: &mut TcpStream) -> (String, String) {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).expect("reads a response head"),
-            1,
-            "EOF inside a head"
-        );
+        let n = s
+            .read(&mut byte)
+            .unwrap_or_else(|e| panic!("reading a response head after {buf:?}: {e}"));
+        assert_eq!(n, 1, "EOF inside a head");
         buf.push(byte[0]);
     }
     let head = String::from_utf8(buf).unwrap();
