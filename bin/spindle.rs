@@ -117,8 +117,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     max_body_bytes: u64,
 
-    /// http: time from a request's first byte to the end of its headers,
-    /// and the longest pause inside a body; then 408 and close (slowloris).
+    /// http: time from a request's first byte (or the connection's start)
+    /// to the end of its headers, and the longest pause inside a body; then
+    /// 408 and close (slowloris).
     #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION")]
     header_timeout: std::option::Option<Duration>,
 
