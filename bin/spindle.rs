@@ -48,7 +48,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, http, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, http, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -104,6 +104,11 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
+    /// a peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    max_string_length: usize,
 
     /// http: request line plus headers beyond this get 431.
     #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
@@ -170,6 +175,7 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_string_length: Some(self.max_string_length),
             http: http::SiteConfig {
                 max_header_bytes: self.max_header_bytes,
                 max_headers: self.max_headers,

@@ -8,17 +8,29 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
+use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{echo, qotd, web, welcome};
+use crate::protocols::{echo, int32_echo, netstring_echo, qotd, web, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "http"];
+pub const NAMES: &[&str] = &[
+    "echo",
+    "qotd",
+    "welcome",
+    "netstring-echo",
+    "int32-echo",
+    "http",
+];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// netstring-echo, int32-echo: the longest string accepted (default
+    /// 99999, Twisted's `MAX_LENGTH`).
+    pub max_string_length: Option<usize>,
     /// http: the web server's limits and keep-alive policy.
     pub http: crate::http::SiteConfig,
 }
@@ -29,6 +41,8 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
+        "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
         "http" => web::DEFAULT_ENDPOINT,
         _ => return None,
     })
@@ -43,6 +57,16 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "netstring-echo" => Arc::new(netstring_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_NETSTRING_LENGTH),
+        )),
+        "int32-echo" => Arc::new(int32_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
+        )),
         "http" => {
             options.http.validate()?;
             Arc::new(web::site(options.http.clone()))

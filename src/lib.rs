@@ -20,6 +20,8 @@
 //! * [`Server`]: listening endpoints and their factories, driven by an
 //!   engine ([`engine`]) until its [`Stopper`] fires.
 //! * [`testing`]: drive a protocol in memory, in every chunking.
+//! * [`framing`]: whole lines, netstrings and length-prefixed strings out
+//!   of the byte stream ([`framing::line::LineReceiver`] and friends).
 //!
 //! ## A server in a few lines
 //!
@@ -49,6 +51,7 @@ pub mod catalog;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod framing;
 pub mod http;
 pub mod log;
 pub mod protocol;

@@ -83,7 +83,7 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     let offset = (20_000..40_000u16)
         .step_by(97)
         .find(|o| {
-            ["1234", "8007", "1235", "8080"]
+            ["1234", "8007", "1235", "1237", "1238", "8080"]
                 .iter()
                 .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
         })
@@ -92,6 +92,15 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     assert_eq!(s.port_of("EchoFactory"), 1234 + offset);
     assert_eq!(s.port_of("QOTDFactory"), 8007 + offset);
     assert_eq!(s.port_of("WelcomeFactory"), 1235 + offset);
+    assert_eq!(s.port_of("NetstringEchoFactory"), 1237 + offset);
+    assert_eq!(s.port_of("Int32EchoFactory"), 1238 + offset);
+    assert_eq!(
+        sh(&format!(
+            "printf '2:hi,' | nc -N 127.0.0.1 {}",
+            1237 + offset
+        )),
+        "2:hi,"
+    );
     assert_eq!(s.port_of("Site"), 8080 + offset);
     assert_eq!(
         sh(&format!(
@@ -210,6 +219,7 @@ fn help_explains_every_serve_option() {
         "--grace",
         "--outbound-queue",
         "--quotes",
+        "--max-string-length",
     ] {
         assert!(help.contains(option), "{option} missing from serve --help");
     }

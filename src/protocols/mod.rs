@@ -4,6 +4,8 @@
 //! where `spindle serve NAME` listens unless told otherwise.
 
 pub mod echo;
+pub mod int32_echo;
+pub mod netstring_echo;
 pub mod qotd;
 pub mod web;
 pub mod welcome;
