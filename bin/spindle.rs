@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use spindle::catalog::{self, ProtocolOptions};
 use spindle::duration::{parse_duration, parse_optional_duration};
 use spindle::engine::{self, Model};
+use spindle::http;
 use spindle::{Endpoint, Server, ServerConfig};
 
 /// Twisted's tutorial servers on blocking threads, and the tools to measure
@@ -55,7 +56,7 @@ impl From<ModelArg> for Model {
 #[derive(Args)]
 struct ServeArgs {
     /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
-    /// answer, cmd, or all.
+    /// answer, cmd, http, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -158,6 +159,50 @@ struct ServeArgs {
     /// cmd: how long `lastlog`'s `tail` may run before it is killed.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     lastlog_timeout: Duration,
+    /// http: request line plus headers beyond this get 431.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
+    max_header_bytes: usize,
+
+    /// http: header fields per request beyond this get 431 (at most 256).
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADERS, value_name = "N")]
+    max_headers: usize,
+
+    /// http: request bodies (read and discarded) beyond this get 413.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    max_body_bytes: u64,
+
+    /// http: time from a request's first byte (or the connection's start)
+    /// to the end of its headers, and the longest pause inside a body; then
+    /// 408 and close (slowloris).
+    #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    header_timeout: std::option::Option<Duration>,
+
+    /// http: idle persistent connections close after this long.
+    #[arg(long, default_value = "5s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    keepalive_timeout: std::option::Option<Duration>,
+
+    /// http: when connections wait for a worker, `release` closes
+    /// persistent connections that have no request buffered so every client
+    /// is served; `hold` keeps them (the classic pool: see NOTES.md).
+    #[arg(long, value_enum, default_value = "release")]
+    keepalive_cliff: CliffArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliffArg {
+    /// Give the worker up when others wait (default).
+    Release,
+    /// Keep the persistent connection; waiting clients may starve.
+    Hold,
+}
+
+impl From<CliffArg> for http::KeepAliveCliff {
+    fn from(c: CliffArg) -> http::KeepAliveCliff {
+        match c {
+            CliffArg::Release => http::KeepAliveCliff::Release,
+            CliffArg::Hold => http::KeepAliveCliff::Hold,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -189,6 +234,14 @@ impl ServeArgs {
             blocking_queue: Some(self.blocking_queue),
             delivery_timeout: Some(self.delivery_timeout),
             lastlog_timeout: Some(self.lastlog_timeout),
+            http: http::SiteConfig {
+                max_header_bytes: self.max_header_bytes,
+                max_headers: self.max_headers,
+                max_body_bytes: self.max_body_bytes,
+                header_timeout: self.header_timeout,
+                keepalive_timeout: self.keepalive_timeout,
+                keepalive_cliff: self.keepalive_cliff.into(),
+            },
         }
     }
 }

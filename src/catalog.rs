@@ -12,7 +12,7 @@ use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
 use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, welcome};
+use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, web, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
 pub const NAMES: &[&str] = &[
@@ -24,6 +24,7 @@ pub const NAMES: &[&str] = &[
     "chat",
     "answer",
     "cmd",
+    "http",
 ];
 
 /// Options that only some protocols read.
@@ -58,6 +59,8 @@ pub struct ProtocolOptions {
     pub delivery_timeout: Option<std::time::Duration>,
     /// cmd: how long `tail` may run (default [`cmd::LASTLOG_TIME_LIMIT`]).
     pub lastlog_timeout: Option<std::time::Duration>,
+    /// http: the web server's limits and keep-alive policy.
+    pub http: crate::http::SiteConfig,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -71,6 +74,7 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "chat" => chat::DEFAULT_ENDPOINT,
         "answer" => answer::DEFAULT_ENDPOINT,
         "cmd" => cmd::DEFAULT_ENDPOINT,
+        "http" => web::DEFAULT_ENDPOINT,
         _ => return None,
     })
 }
@@ -107,6 +111,10 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
         }
         "answer" => Arc::new(answer::factory(line_length(options)?)),
         "cmd" => Arc::new(cmd_factory(options)?),
+        "http" => {
+            options.http.validate()?;
+            Arc::new(web::site(options.http.clone()))
+        }
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",

@@ -60,6 +60,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod engine;
 pub mod framing;
+pub mod http;
 pub mod log;
 pub mod protocol;
 pub mod protocols;

@@ -111,9 +111,11 @@ impl<P: Protocol> Harness<P> {
     /// Moves the harness clock forward and runs the timers now due, in
     /// order.
     pub fn advance(&mut self, by: Duration) {
-        // Timers take their deadlines from the real clock when made, so the
-        // harness clock never lags it: `advance(d)` fires a timer of `d`.
-        self.now = self.now.max(Instant::now()) + by;
+        // The transport's clock moves too, so that timers armed after an
+        // advance count from the moved clock, and the harness clock never
+        // lags the real one: `advance(d)` fires a timer of `d`.
+        self.transport.skew_clock(by);
+        self.now = self.now.max(self.transport.now());
         while self.lost.is_none() {
             let Some(f) = self.transport.pop_due_timer(self.now) else {
                 break;

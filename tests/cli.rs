@@ -112,6 +112,7 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
         )),
         "2:hi,"
     );
+    assert_eq!(s.port_of("Site"), 8080 + offset);
     assert_eq!(
         sh(&format!(
             "printf 'ping\\n' | nc -N 127.0.0.1 {}",
@@ -121,6 +122,13 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     );
     assert!(sh(&format!("nc 127.0.0.1 {} </dev/null", 8007 + offset)).ends_with("\r\n"));
     assert!(sh(&format!("nc -N 127.0.0.1 {} </dev/null", 1235 + offset)).starts_with("welcome!"));
+    assert_eq!(
+        sh(&format!(
+            "curl -s --max-time 10 http://127.0.0.1:{}/",
+            8080 + offset
+        )),
+        "I am request #1\n"
+    );
     // An idle client must not hold the shutdown up.
     let mut idle = connect(1234 + offset);
     send(&mut idle, b"here");

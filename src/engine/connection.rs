@@ -236,7 +236,22 @@ impl Owner<'_> {
                 Err(e) => return Err(End::abort(Reason::Lost(e.to_string()))),
             }
             self.settle()?;
+            self.run_overdue_timers()?;
         }
+    }
+
+    /// Timers normally run when a wait times out; a peer that keeps
+    /// sending (a slowloris trickling a header) would keep that from ever
+    /// happening, so overdue timers also run after input.
+    fn run_overdue_timers(&mut self) -> Result<(), End> {
+        if self
+            .transport
+            .next_timer_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            self.on_tick()?;
+        }
+        Ok(())
     }
 
     /// The peer's EOF, or ours from a shutdown.
@@ -259,7 +274,8 @@ impl Owner<'_> {
     }
 
     fn set_read_timeout(&mut self) -> Result<(), End> {
-        let wanted = if self.transport.next_timer_deadline().is_none() {
+        let timers = self.transport.next_timer_deadline().is_some();
+        let wanted = if !timers {
             // Only the idle timeout: a constant, so no syscall per read.
             self.env.config.idle_timeout
         } else {
@@ -268,7 +284,19 @@ impl Owner<'_> {
                     .max(Duration::from_millis(1))
             })
         };
-        if wanted != self.read_timeout {
+        // With timers the wanted wait shrinks on every read; re-setting it
+        // each time would cost a syscall per read. Overdue timers also run
+        // after input, so the timeout only matters when input stops: a
+        // current one up to 1/8 longer (late by that much at worst) or down
+        // to half as long (an early, harmless wake) is kept.
+        let close_enough = match (self.read_timeout, wanted) {
+            (Some(current), Some(wanted)) if timers => {
+                let slack = (wanted / 8).max(Duration::from_millis(1));
+                current >= wanted / 2 && current <= wanted + slack
+            }
+            (current, wanted) => current == wanted,
+        };
+        if !close_enough {
             self.stream
                 .set_read_timeout(wanted)
                 .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
@@ -334,6 +362,7 @@ impl Owner<'_> {
                 Woke::Tick => self.on_tick()?,
             }
             self.settle()?;
+            self.run_overdue_timers()?;
         }
     }
 

@@ -11,4 +11,5 @@ pub mod echo;
 pub mod int32_echo;
 pub mod netstring_echo;
 pub mod qotd;
+pub mod web;
 pub mod welcome;
