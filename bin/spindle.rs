@@ -4,6 +4,8 @@
 //! build factories, bind endpoints, run, and map failures to exit codes
 //! (2: usage, 1: runtime).
 
+mod client_cmds;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,6 +36,11 @@ enum Command {
     Load(spindle::load::args::LoadArgs),
     /// Serve on each model, sweep connection counts, write tables and charts.
     Bench(spindle::load::args::BenchArgs),
+    /// Fetch a URL (http:// or https://) and print its body.
+    Get(client_cmds::GetArgs),
+    /// Log in to an IMAP4 server and print a message's subject (the
+    /// tutorial's IMAP client).
+    ImapSubject(client_cmds::ImapSubjectArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -52,12 +59,13 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, http, or all.
+    /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
+    /// answer, cmd, http, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
     /// unix:/tmp/echo.sock. Repeat for several. Default: the protocol's own
-    /// port. Not allowed with `all`.
+    /// port. Not allowed with `all`. TLS: ssl:8443:privateKey=key.pem:certKey=cert.pem.
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
 
@@ -109,6 +117,52 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
 
+    /// chat: the longest nick, in characters.
+    #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
+    max_nick: usize,
+
+    /// chat, answer, cmd: the longest line accepted, in bytes; a longer one is
+    /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
+    #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
+    max_line_length: usize,
+
+    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
+    /// a peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    max_string_length: usize,
+
+    /// cmd: the file `lastlog` shows the last lines of.
+    #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE)]
+    log_file: PathBuf,
+
+    /// cmd: `comhash` only hashes regular files inside this directory
+    /// (symlinks resolved). Default: the directory the server started in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+
+    /// cmd: clients served at once; the next is told "Too many connections, bye!".
+    #[arg(long, default_value_t = spindle::protocols::cmd::DEFAULT_MAX_CLIENTS, value_name = "N")]
+    max_clients: usize,
+
+    /// Threads for blocking work (hashing, reading child processes): 10 is
+    /// Twisted's reactor thread pool maximum.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_THREADS, value_name = "N")]
+    blocking_threads: usize,
+
+    /// Blocking jobs that may wait for a thread; beyond this they are
+    /// refused ("server busy"). 0: only an idle thread takes a job.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q")]
+    blocking_queue: usize,
+
+    /// How long a blocking job's result (a hash, a child's output) waits
+    /// for room in a connection's full outbound queue before it is dropped
+    /// and the drop logged.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    delivery_timeout: Duration,
+
+    /// cmd: how long `lastlog`'s `tail` may run before it is killed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    lastlog_timeout: Duration,
     /// http: request line plus headers beyond this get 431.
     #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
     max_header_bytes: usize,
@@ -121,8 +175,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     max_body_bytes: u64,
 
-    /// http: time from a request's first byte to the end of its headers,
-    /// and the longest pause inside a body; then 408 and close (slowloris).
+    /// http: time from a request's first byte (or the connection's start)
+    /// to the end of its headers, and the longest pause inside a body; then
+    /// 408 and close (slowloris).
     #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION")]
     header_timeout: std::option::Option<Duration>,
 
@@ -173,6 +228,16 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            max_nick_len: Some(self.max_nick),
+            max_line_length: Some(self.max_line_length),
+            max_string_length: Some(self.max_string_length),
+            log_file: Some(self.log_file.clone()),
+            root: Some(self.root.clone()),
+            max_clients: Some(self.max_clients),
+            blocking_threads: Some(self.blocking_threads),
+            blocking_queue: Some(self.blocking_queue),
+            delivery_timeout: Some(self.delivery_timeout),
+            lastlog_timeout: Some(self.lastlog_timeout),
             http: http::SiteConfig {
                 max_header_bytes: self.max_header_bytes,
                 max_headers: self.max_headers,
@@ -231,6 +296,17 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             args.listen.clone()
         };
         for text in endpoints {
+            if spindle::tls_server::TlsEndpoint::is_tls(&text) {
+                // ssl:PORT:privateKey=..:certKey=..: the protocol wrapped in TLS.
+                let tls = spindle::tls_server::TlsEndpoint::parse(&text)
+                    .map_err(|e| usage(e.to_string()))?;
+                let config = tls.server_config().map_err(runtime)?;
+                let wrapped: Arc<dyn spindle::Factory> = Arc::new(
+                    spindle::tls_server::TlsFactory::new(factory.clone(), config),
+                );
+                plan.push((name.to_string(), tls.tcp, wrapped));
+                continue;
+            }
             let endpoint = Endpoint::parse(&text).map_err(|e| usage(e.to_string()))?;
             plan.push((name.to_string(), endpoint, factory.clone()));
         }
@@ -332,6 +408,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Load(args) => load(args),
         Command::Bench(args) => bench(args),
+        Command::Get(args) => client_cmds::get(args).map_err(runtime),
+        Command::ImapSubject(args) => client_cmds::imap_subject(args).map_err(runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,17 +8,57 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
+use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
+use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
 use crate::protocol::Factory;
-use crate::protocols::{echo, qotd, web, welcome};
+use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, web, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "http"];
+pub const NAMES: &[&str] = &[
+    "echo",
+    "qotd",
+    "welcome",
+    "netstring-echo",
+    "int32-echo",
+    "chat",
+    "answer",
+    "cmd",
+    "http",
+];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// netstring-echo, int32-echo: the longest string accepted (default
+    /// 99999, Twisted's `MAX_LENGTH`).
+    pub max_string_length: Option<usize>,
+    /// Chat: the longest nick, in characters (default:
+    /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
+    pub max_nick_len: Option<usize>,
+    /// Chat, answer and cmd: the longest line, in bytes (default:
+    /// [`DEFAULT_MAX_LINE_LENGTH`]).
+    pub max_line_length: Option<usize>,
+    /// cmd: the file `lastlog` tails (default [`cmd::DEFAULT_LOG_FILE`]).
+    pub log_file: Option<PathBuf>,
+    /// cmd: the directory `comhash` is confined to (default: the current
+    /// directory).
+    pub root: Option<PathBuf>,
+    /// cmd: clients served at once (default [`cmd::DEFAULT_MAX_CLIENTS`]).
+    pub max_clients: Option<usize>,
+    /// Threads of the blocking pool (default
+    /// [`crate::blocking::DEFAULT_BLOCKING_THREADS`]).
+    pub blocking_threads: Option<usize>,
+    /// Jobs waiting for the blocking pool (default
+    /// [`crate::blocking::DEFAULT_BLOCKING_QUEUE`]).
+    pub blocking_queue: Option<usize>,
+    /// How long a blocking job's result waits for room in a full
+    /// connection inbox (default [`crate::deferred::DEFAULT_DELIVERY_TIMEOUT`]).
+    pub delivery_timeout: Option<std::time::Duration>,
+    /// cmd: how long `tail` may run (default [`cmd::LASTLOG_TIME_LIMIT`]).
+    pub lastlog_timeout: Option<std::time::Duration>,
     /// http: the web server's limits and keep-alive policy.
     pub http: crate::http::SiteConfig,
 }
@@ -29,6 +69,11 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "netstring-echo" => netstring_echo::DEFAULT_ENDPOINT,
+        "int32-echo" => int32_echo::DEFAULT_ENDPOINT,
+        "chat" => chat::DEFAULT_ENDPOINT,
+        "answer" => answer::DEFAULT_ENDPOINT,
+        "cmd" => cmd::DEFAULT_ENDPOINT,
         "http" => web::DEFAULT_ENDPOINT,
         _ => return None,
     })
@@ -43,6 +88,29 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "netstring-echo" => Arc::new(netstring_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_NETSTRING_LENGTH),
+        )),
+        "int32-echo" => Arc::new(int32_echo::factory(
+            options
+                .max_string_length
+                .unwrap_or(DEFAULT_MAX_PREFIXED_LENGTH),
+        )),
+        "chat" => {
+            let defaults = chat::ChatConfig::default();
+            let config = chat::ChatConfig {
+                max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
+                max_line_length: line_length(options)?,
+            };
+            if config.max_nick_len == 0 {
+                return Err("--max-nick must be at least 1".to_string());
+            }
+            Arc::new(chat::ChatFactory::new(&config))
+        }
+        "answer" => Arc::new(answer::factory(line_length(options)?)),
+        "cmd" => Arc::new(cmd_factory(options)?),
         "http" => {
             options.http.validate()?;
             Arc::new(web::site(options.http.clone()))
@@ -54,6 +122,41 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             ));
         }
     })
+}
+
+/// The line length limit for line protocols: the option, else Twisted's.
+fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
+    match options.max_line_length {
+        Some(0) => Err("--max-line-length must be at least 1".to_string()),
+        Some(max) => Ok(max),
+        None => Ok(DEFAULT_MAX_LINE_LENGTH),
+    }
+}
+
+/// The command server, with a blocking pool of its own (the only protocol
+/// here that needs one).
+fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
+    use crate::blocking::{BlockingPool, DEFAULT_BLOCKING_QUEUE, DEFAULT_BLOCKING_THREADS};
+    let threads = options.blocking_threads.unwrap_or(DEFAULT_BLOCKING_THREADS);
+    if threads == 0 {
+        return Err("--blocking-threads must be at least 1".into());
+    }
+    let queue = options.blocking_queue.unwrap_or(DEFAULT_BLOCKING_QUEUE);
+    let mut pool = BlockingPool::new(threads, queue).map_err(|e| e.to_string())?;
+    if let Some(timeout) = options.delivery_timeout {
+        pool = pool.with_delivery_timeout(timeout);
+    }
+    let defaults = cmd::CmdConfig::default();
+    let config = cmd::CmdConfig {
+        log_file: options.log_file.clone().unwrap_or(defaults.log_file),
+        root: options.root.clone().unwrap_or(defaults.root),
+        max_clients: options.max_clients.unwrap_or(defaults.max_clients),
+        lastlog_time_limit: options
+            .lastlog_timeout
+            .unwrap_or(defaults.lastlog_time_limit),
+        max_line_length: line_length(options)?,
+    };
+    cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ impl fmt::Display for EndpointError {
 impl std::error::Error for EndpointError {}
 
 /// Splits on unescaped colons; `\:` becomes `:` and `\\` becomes `\`.
-fn split_fields(s: &str) -> Vec<String> {
+pub(crate) fn split_fields(s: &str) -> Vec<String> {
     let mut fields = vec![String::new()];
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

@@ -20,6 +20,13 @@
 //! * [`Server`]: listening endpoints and their factories, driven by an
 //!   engine ([`engine`]) until its [`Stopper`] fires.
 //! * [`testing`]: drive a protocol in memory, in every chunking.
+//! * [`deferred`]: results that arrive later (`Deferred`, Twisted's
+//!   callback/errback chains, run on the connection's owner) and
+//!   `defer_to_thread`, on the bounded [`blocking`] pool.
+//! * [`spawn`]: child processes whose output reaches a connection's owner
+//!   (`spawn_process` + `ProcessProtocol`).
+//! * [`framing`]: whole lines, netstrings and length-prefixed strings out
+//!   of the byte stream ([`framing::line::LineReceiver`] and friends).
 //!
 //! ## A server in a few lines
 //!
@@ -45,16 +52,22 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod catalog;
+pub mod client;
+pub mod deferred;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod framing;
 pub mod http;
 pub mod load;
 pub mod log;
 pub mod protocol;
 pub mod protocols;
+pub mod spawn;
 pub mod testing;
+pub mod tls_server;
 pub mod transport;
 
 pub use endpoint::{Endpoint, EndpointError, Listener};

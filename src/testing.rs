@@ -112,7 +112,8 @@ impl<P: Protocol> Harness<P> {
     /// order.
     pub fn advance(&mut self, by: Duration) {
         // The transport's clock moves too, so that timers armed after an
-        // advance count from the moved clock, not from the real one.
+        // advance count from the moved clock, and the harness clock never
+        // lags the real one: `advance(d)` fires a timer of `d`.
         self.transport.skew_clock(by);
         self.now = self.now.max(self.transport.now());
         while self.lost.is_none() {
@@ -126,6 +127,7 @@ impl<P: Protocol> Harness<P> {
 
     /// Runs every inbox command already queued. Returns how many ran.
     pub fn run_inbox(&mut self) -> usize {
+        self.pick_up_inbox();
         let mut ran = 0;
         while let Some(rx) = &self.inbox {
             match rx.try_recv() {
@@ -142,6 +144,7 @@ impl<P: Protocol> Harness<P> {
     /// Waits up to `timeout` for one inbox command (for work finishing on
     /// other threads) and runs it. Returns whether one ran.
     pub fn run_inbox_once(&mut self, timeout: Duration) -> bool {
+        self.pick_up_inbox();
         let Some(rx) = &self.inbox else {
             return false;
         };
@@ -164,10 +167,16 @@ impl<P: Protocol> Harness<P> {
         self.after_callback();
     }
 
-    fn after_callback(&mut self) {
+    /// Takes the inbox once the protocol (or a test, through
+    /// [`Harness::transport`]) has made a handle.
+    fn pick_up_inbox(&mut self) {
         if self.inbox.is_none() {
             self.inbox = self.transport.take_inbox();
         }
+    }
+
+    fn after_callback(&mut self) {
+        self.pick_up_inbox();
         let out = self.transport.take_output();
         self.written.extend_from_slice(&out);
     }
@@ -200,6 +209,39 @@ impl<P: Protocol> Harness<P> {
     /// The transport, for protocols that need to be poked directly.
     pub fn transport(&mut self) -> &mut Transport {
         &mut self.transport
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Transport;
+
+    struct Quiet;
+
+    impl Protocol for Quiet {
+        fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
+    }
+
+    #[test]
+    fn advance_fires_a_timer_of_exactly_that_delay() {
+        let mut h = Harness::new(Quiet);
+        h.connect();
+        h.transport().call_later(
+            Duration::from_millis(30),
+            |_: &mut Quiet, t: &mut Transport| t.write(b"due"),
+        );
+        h.advance(Duration::from_millis(30));
+        assert_eq!(h.take_output(), b"due");
+    }
+
+    #[test]
+    fn a_handle_taken_outside_a_callback_is_served() {
+        let mut h = Harness::new(Quiet);
+        let handle = h.transport().handle();
+        handle.write("from afar").unwrap();
+        assert_eq!(h.run_inbox(), 1);
+        assert_eq!(h.take_output(), b"from afar");
     }
 }
 

@@ -19,7 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::protocol::{Addr, Protocol};
 
@@ -411,17 +411,30 @@ impl ConnHandle {
         P: Protocol,
         F: FnOnce(&mut P, &mut Transport) + Send + 'static,
     {
-        self.send(Command::Call(Box::new(
-            move |p: &mut dyn Protocol, t: &mut Transport| match (p as &mut dyn Any)
-                .downcast_mut::<P>()
-            {
-                Some(p) => f(p, t),
-                None => log::error!(
-                    "closure for a {} sent to a connection running another protocol",
-                    type_name::<P>()
-                ),
-            },
-        )))
+        self.send(call_command::<P, F>(f))
+    }
+
+    /// As [`ConnHandle::call`], but a full inbox is waited on for up to
+    /// `timeout` instead of failing at once: for results that must not be
+    /// lost to a momentary burst (a deferred result, a child's output).
+    /// Still [`HandleError::Full`] if the owner stays behind that long.
+    /// Never call it from the connection's own owner with a long timeout:
+    /// the owner is the one that would make room.
+    pub fn call_timeout<P, F>(&self, timeout: Duration, f: F) -> Result<(), HandleError>
+    where
+        P: Protocol,
+        F: FnOnce(&mut P, &mut Transport) + Send + 'static,
+    {
+        match self.tx.send_timeout(call_command::<P, F>(f), timeout) {
+            Ok(()) => {
+                if let Some(link) = &self.link {
+                    link.wake();
+                }
+                Ok(())
+            }
+            Err(SendTimeoutError::Timeout(_)) => Err(HandleError::Full),
+            Err(SendTimeoutError::Disconnected(_)) => Err(HandleError::Closed),
+        }
     }
 
     /// Commands queued and not yet run.
@@ -443,6 +456,25 @@ impl ConnHandle {
     pub fn same_connection(&self, other: &ConnHandle) -> bool {
         self.tx.same_channel(&other.tx)
     }
+}
+
+/// Wraps a closure for protocol type `P` as an inbox command; a protocol
+/// of another type is logged and the closure dropped.
+fn call_command<P, F>(f: F) -> Command
+where
+    P: Protocol,
+    F: FnOnce(&mut P, &mut Transport) + Send + 'static,
+{
+    Command::Call(Box::new(
+        move |p: &mut dyn Protocol, t: &mut Transport| match (p as &mut dyn Any).downcast_mut::<P>()
+        {
+            Some(p) => f(p, t),
+            None => log::error!(
+                "closure for a {} sent to a connection running another protocol",
+                type_name::<P>()
+            ),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -487,6 +519,46 @@ mod tests {
         assert_eq!(h.write("3"), Err(HandleError::Full));
         drop(t);
         assert_eq!(h.write("4"), Err(HandleError::Closed));
+    }
+
+    #[test]
+    fn call_timeout_waits_for_room_then_reports_full_or_closed() {
+        struct P;
+        impl Protocol for P {
+            fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
+        }
+        let mut t = Transport::new(info(), 1);
+        let h = t.handle();
+        let rx = t.take_inbox().unwrap();
+        assert_eq!(
+            h.call_timeout(Duration::from_millis(10), |_: &mut P, _| {}),
+            Ok(())
+        );
+        assert_eq!(
+            h.call_timeout(Duration::from_millis(10), |_: &mut P, _| {}),
+            Err(HandleError::Full)
+        );
+        // Room made while the sender waits: the command gets in.
+        let sender = {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                h.call_timeout(Duration::from_secs(10), |_: &mut P, t| t.write(b"late"))
+            })
+        };
+        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(first, Command::Call(_)));
+        assert_eq!(sender.join().unwrap(), Ok(()));
+        let mut p = P;
+        if let Some(f) = t.apply(rx.recv_timeout(Duration::from_secs(10)).unwrap()) {
+            f(&mut p, &mut t);
+        }
+        assert_eq!(t.take_output(), b"late");
+        drop(rx);
+        drop(t);
+        assert_eq!(
+            h.call_timeout(Duration::from_millis(10), |_: &mut P, _| {}),
+            Err(HandleError::Closed)
+        );
     }
 
     #[test]

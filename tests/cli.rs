@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
+use spindle::Endpoint;
+
 use util::{DEADLINE, Spindle, connect, read_to_end, rss_kib, send, sh, thread_count, wait_until};
 
 const LOOPBACK_ANY: &str = "tcp:0:interface=127.0.0.1";
@@ -80,18 +82,36 @@ fn welcome_counts_open_connections() {
 fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     // Every default port shifted to a free range, so that a developer's own
     // `serve all` does not collide with the test.
+    let ports: Vec<u16> = spindle::catalog::NAMES
+        .iter()
+        .filter_map(
+            |name| match Endpoint::parse(spindle::catalog::default_endpoint(name)?) {
+                Ok(Endpoint::Tcp { port, .. }) => Some(port),
+                _ => None,
+            },
+        )
+        .collect();
     let offset = (20_000..40_000u16)
         .step_by(97)
         .find(|o| {
-            ["1234", "8007", "1235", "8080"]
+            ports
                 .iter()
-                .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
+                .all(|p| TcpListener::bind(("0.0.0.0", p + o)).is_ok())
         })
         .expect("a free port range");
     let mut s = Spindle::start(&["serve", "all", "--port-offset", &offset.to_string()]);
     assert_eq!(s.port_of("EchoFactory"), 1234 + offset);
     assert_eq!(s.port_of("QOTDFactory"), 8007 + offset);
     assert_eq!(s.port_of("WelcomeFactory"), 1235 + offset);
+    assert_eq!(s.port_of("NetstringEchoFactory"), 1237 + offset);
+    assert_eq!(s.port_of("Int32EchoFactory"), 1238 + offset);
+    assert_eq!(
+        sh(&format!(
+            "printf '2:hi,' | nc -N 127.0.0.1 {}",
+            1237 + offset
+        )),
+        "2:hi,"
+    );
     assert_eq!(s.port_of("Site"), 8080 + offset);
     assert_eq!(
         sh(&format!(
@@ -111,6 +131,8 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     );
     // An idle client must not hold the shutdown up.
     let mut idle = connect(1234 + offset);
+    send(&mut idle, b"here");
+    assert_eq!(util::read_n(&mut idle, 4), b"here");
     s.signal(libc::SIGINT);
     assert_eq!(s.wait_exit(DEADLINE), Some(0), "log:\n{}", s.log());
     assert_eq!(read_to_end(&mut idle), b"");
@@ -210,6 +232,7 @@ fn help_explains_every_serve_option() {
         "--grace",
         "--outbound-queue",
         "--quotes",
+        "--max-string-length",
     ] {
         assert!(help.contains(option), "{option} missing from serve --help");
     }
@@ -305,5 +328,5 @@ fn a_second_sigint_exits_at_once() {
         s.log()
     );
     s.signal(libc::SIGINT);
-    assert_eq!(s.wait_exit(DEADLINE), Some(130));
+    assert_eq!(s.wait_exit(DEADLINE), Some(130), "log:\n{}", s.log());
 }

@@ -32,7 +32,7 @@ use super::stopper::Stopper;
 use super::stream::Stream;
 use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Protocol, Reason};
-use crate::transport::{Closing, ConnInfo, EngineHints, OwnerLink, Transport};
+use crate::transport::{Closing, Command, ConnInfo, EngineHints, OwnerLink, Transport};
 
 /// What every connection of one server shares.
 pub(crate) struct ConnEnv {
@@ -61,6 +61,13 @@ impl End {
             how: Closing::Abort,
         }
     }
+}
+
+/// What woke an inbox-mode owner.
+enum Woke {
+    Input(Result<ReadEvent, crossbeam_channel::RecvError>),
+    Command(Option<Command>),
+    Tick,
 }
 
 /// A reader thread's report to the owner in inbox mode.
@@ -104,7 +111,8 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
         info.session,
         &info.peer.host_string(),
     ));
-    let id = env.registry.register(stream.as_raw_fd());
+    let idle = Arc::new(AtomicBool::new(false));
+    let id = env.registry.register(stream.as_raw_fd(), idle.clone());
     let link = Arc::new(ThreadLink {
         registry: env.registry.clone(),
         id,
@@ -128,6 +136,7 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
         read_timeout: None,
         last_input: Instant::now(),
         reader: None,
+        idle,
     };
     let end = owner.run();
     owner.finish(end);
@@ -144,6 +153,9 @@ struct Owner<'a> {
     read_timeout: Option<Duration>,
     last_input: Instant,
     reader: Option<(Receiver<ReadEvent>, thread::JoinHandle<()>)>,
+    /// Raised while the owner waits for input, so that a stopping server
+    /// wakes it (see `Registry::wake_idle`).
+    idle: Arc<AtomicBool>,
 }
 
 impl Owner<'_> {
@@ -204,11 +216,16 @@ impl Owner<'_> {
             if self.transport.has_inbox() {
                 return self.run_inbox();
             }
+            // Raise the idle flag before checking the stop signal: the
+            // registry's wake-up cannot then miss this read.
+            self.idle.store(true, Ordering::SeqCst);
             if self.env.stopper.is_stopped() {
                 return Err(End::clean(Reason::Shutdown));
             }
             self.set_read_timeout()?;
-            match self.stream.read(&mut buf) {
+            let read = self.stream.read(&mut buf);
+            self.idle.store(false, Ordering::SeqCst);
+            match read {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => {
                     self.last_input = Instant::now();
@@ -257,7 +274,8 @@ impl Owner<'_> {
     }
 
     fn set_read_timeout(&mut self) -> Result<(), End> {
-        let wanted = if self.transport.next_timer_deadline().is_none() {
+        let timers = self.transport.next_timer_deadline().is_some();
+        let wanted = if !timers {
             // Only the idle timeout: a constant, so no syscall per read.
             self.env.config.idle_timeout
         } else {
@@ -266,7 +284,19 @@ impl Owner<'_> {
                     .max(Duration::from_millis(1))
             })
         };
-        if wanted != self.read_timeout {
+        // With timers the wanted wait shrinks on every read; re-setting it
+        // each time would cost a syscall per read. Overdue timers also run
+        // after input, so the timeout only matters when input stops: a
+        // current one up to 1/8 longer (late by that much at worst) or down
+        // to half as long (an early, harmless wake) is kept.
+        let close_enough = match (self.read_timeout, wanted) {
+            (Some(current), Some(wanted)) if timers => {
+                let slack = (wanted / 8).max(Duration::from_millis(1));
+                current >= wanted / 2 && current <= wanted + slack
+            }
+            (current, wanted) => current == wanted,
+        };
+        if !close_enough {
             self.stream
                 .set_read_timeout(wanted)
                 .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
@@ -304,23 +334,32 @@ impl Owner<'_> {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = timeout.unwrap_or(Duration::from_secs(3600));
-            select! {
-                recv(data) -> event => match event {
-                    Ok(ReadEvent::Data(bytes)) => {
-                        self.last_input = Instant::now();
-                        self.callback(|p, t| p.data_received(&bytes, t))?;
-                    }
-                    Ok(ReadEvent::Eof) | Err(_) => return Err(self.eof()),
-                    Ok(ReadEvent::Failed(e)) => return Err(End::abort(Reason::Lost(e.to_string()))),
-                },
-                recv(inbox) -> command => {
-                    if let Ok(command) = command
-                        && let Some(f) = self.transport.apply(command)
-                    {
+            self.idle.store(true, Ordering::SeqCst);
+            if self.env.stopper.is_stopped() {
+                return Err(End::clean(Reason::Shutdown));
+            }
+            let woke = select! {
+                recv(data) -> event => Woke::Input(event),
+                recv(inbox) -> command => Woke::Command(command.ok()),
+                default(timeout) => Woke::Tick,
+            };
+            self.idle.store(false, Ordering::SeqCst);
+            match woke {
+                Woke::Input(Ok(ReadEvent::Data(bytes))) => {
+                    self.last_input = Instant::now();
+                    self.callback(|p, t| p.data_received(&bytes, t))?;
+                }
+                Woke::Input(Ok(ReadEvent::Eof) | Err(_)) => return Err(self.eof()),
+                Woke::Input(Ok(ReadEvent::Failed(e))) => {
+                    return Err(End::abort(Reason::Lost(e.to_string())));
+                }
+                Woke::Command(Some(command)) => {
+                    if let Some(f) = self.transport.apply(command) {
                         self.callback(f)?;
                     }
-                },
-                default(timeout) => self.on_tick()?,
+                }
+                Woke::Command(None) => {}
+                Woke::Tick => self.on_tick()?,
             }
             self.settle()?;
             self.run_overdue_timers()?;

@@ -232,11 +232,11 @@ fn serve_job(job: Job, shared: &Shared) {
     serve(job.stream, protocol, info, &shared.env);
 }
 
-/// Wakes every open connection, waits up to the grace period for workers to
+/// Wakes every idle connection, waits up to the grace period for workers to
 /// finish, then tears down whatever is left.
 fn shutdown(shared: &Shared, registry: &Registry, done: &Receiver<()>, workers: usize) {
     let grace = shared.env.config.grace;
-    let woken = registry.shutdown_all(false);
+    let woken = registry.wake_idle();
     if woken > 0 {
         log::info!("stopping: {woken} connections open, giving them {grace:?} to finish");
     }
@@ -246,7 +246,7 @@ fn shutdown(shared: &Shared, registry: &Registry, done: &Receiver<()>, workers: 
         finished += 1;
     }
     if finished < workers {
-        let left = registry.shutdown_all(true);
+        let left = registry.shutdown_all();
         log::warn!("grace period over: closing {left} connections still open");
         let deadline = Instant::now() + Duration::from_secs(1);
         while finished < workers && done.recv_deadline(deadline).is_ok() {

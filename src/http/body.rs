@@ -26,7 +26,8 @@ pub(crate) enum Chunk {
 pub(crate) enum BodyReader {
     /// `Content-Length`: this many bytes left.
     Length(u64),
-    /// Chunked, with the body bytes seen so far.
+    /// Chunked, with the body's size so far as sent (data and chunk
+    /// framing; the trailer section has its own cap).
     Chunked { state: Chunk, total: u64 },
 }
 
@@ -50,7 +51,7 @@ impl BodyReader {
 
     /// Consumes body bytes from the front of `buf`. Returns how many were
     /// consumed and whether the body is over, or why it is refused.
-    /// `max_body` caps the decoded size of a chunked body;
+    /// `max_body` caps a chunked body as sent, chunk framing included;
     /// `max_trailer` caps its trailer section.
     pub fn advance(
         &mut self,
@@ -94,7 +95,11 @@ fn advance_chunked(
             Chunk::Size => match httparse::parse_chunk_size(rest) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     pos += used;
-                    *total = total.saturating_add(size);
+                    // Counted as sent, chunk framing included, so that a
+                    // stream of tiny chunks with long extensions cannot
+                    // run on far past the limit.
+                    let framing = used as u64 + if size > 0 { 2 } else { 0 };
+                    *total = total.saturating_add(size).saturating_add(framing);
                     if *total > max_body {
                         return Err(Refused::new(
                             Status::PAYLOAD_TOO_LARGE,
@@ -245,6 +250,13 @@ mod tests {
         assert_eq!(
             every_chunking(BodyReader::chunked(), &long_trailer),
             Err(Status::HEADERS_TOO_LARGE)
+        );
+        // Two bytes of data, but framed in 130: the framing counts.
+        let one = [&b"1;"[..], &[b'e'; 60], b"\r\na\r\n"].concat();
+        let padded = [&one[..], &one, b"0\r\n\r\n"].concat();
+        assert_eq!(
+            every_chunking(BodyReader::chunked(), &padded),
+            Err(Status::PAYLOAD_TOO_LARGE)
         );
         let long_line = [&b"1;"[..], &[b'a'; MAX_CHUNK_LINE_BYTES]].concat();
         assert_eq!(

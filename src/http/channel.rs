@@ -49,6 +49,9 @@ enum Wait {
     Idle,
 }
 
+/// A deadline that is never reached in practice.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// One connection of a [`Site`](super::Site). See the [module docs](self).
 pub struct HttpChannel {
     resource: Arc<dyn Resource>,
@@ -355,7 +358,17 @@ impl HttpChannel {
                     return;
                 }
                 self.idle_since = now;
-                self.config.keepalive_timeout.map(|d| (now + d, Wait::Idle))
+                let release = self.config.keepalive_cliff == KeepAliveCliff::Release;
+                // With no keep-alive timeout, an idle connection under
+                // `release` still needs its timer, to look at the queue.
+                let timeout = match self.config.keepalive_timeout {
+                    Some(d) => Some(d),
+                    None if release => Some(NEVER),
+                    None => None,
+                };
+                timeout
+                    .and_then(|d| now.checked_add(d))
+                    .map(|at| (at, Wait::Idle))
             }
             State::Head => {
                 let waiting_for_head = matches!(self.deadline, Some((_, Wait::Request)));

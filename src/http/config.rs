@@ -66,7 +66,8 @@ pub struct SiteConfig {
     /// Header fields per request (at most [`MAX_HEADERS_LIMIT`]); more gets
     /// `431`.
     pub max_headers: usize,
-    /// Request body, in bytes; more gets `413`.
+    /// Request body, in bytes (a chunked body counted as sent, chunk
+    /// framing included); more gets `413`.
     pub max_body_bytes: u64,
     /// From a request's first byte to the end of its headers, and the
     /// longest pause inside its body; then `408` and a close. `None`: no

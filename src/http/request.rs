@@ -253,22 +253,14 @@ pub(crate) fn parse_error(err: httparse::Error, buf: &[u8]) -> Refused {
 mod tests {
     use super::*;
 
-    fn head(
-        version: Version,
-        headers: &[(&'static str, &'static [u8])],
-    ) -> Vec<httparse::Header<'static>> {
-        let _ = version;
-        headers
-            .iter()
-            .map(|(name, value)| httparse::Header { name, value })
-            .collect()
-    }
-
     fn frame(
         version: Version,
         headers: &[(&'static str, &'static [u8])],
     ) -> Result<Framing, Refused> {
-        let hs = head(version, headers);
+        let hs: Vec<httparse::Header<'static>> = headers
+            .iter()
+            .map(|(name, value)| httparse::Header { name, value })
+            .collect();
         let req = Request {
             method: Method::Post,
             method_token: "POST",

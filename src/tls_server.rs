@@ -1,0 +1,407 @@
+//! TLS for any served protocol: `ssl:PORT:privateKey=key.pem:certKey=cert.pem`
+//! (and the `tls:` alias), as Twisted's `serverFromString` reads them.
+//!
+//! TLS is a protocol wrapper, not an engine feature: [`TlsFactory`] wraps
+//! any [`Factory`], and each connection's [`TlsServer`] feeds the raw bytes
+//! to a `rustls` session and hands the plaintext to the wrapped protocol,
+//! which runs with a transport of its own. So every engine serves TLS
+//! unchanged. The wrapped protocol keeps the whole contract: its writes are
+//! encrypted after each callback; its timers become timers of the outer
+//! connection; its [`ConnHandle`](crate::ConnHandle)s work, because the
+//! inner transport's inbox wakes the outer connection, which drains it on
+//! its owner.
+//!
+//! Differences worth knowing: a refused connection (engine busy) is closed
+//! silently — the factory's busy message would be plaintext on a TLS
+//! socket; and the wrapped protocol's `connection_made` runs at once,
+//! before the handshake, as in Twisted (what it writes is sent when the
+//! handshake completes).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::client::tls::load_pem_certs;
+use crate::endpoint::{Endpoint, EndpointError, split_fields};
+use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
+use crate::transport::{Closing, Command, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
+
+/// Inner commands run per wake-up at most; more are left for the next.
+const MAX_PUMP: usize = 1024;
+
+/// A parsed `ssl:`/`tls:` server endpoint: where to listen, and the PEM
+/// files of the key and the certificate chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEndpoint {
+    /// The TCP endpoint underneath.
+    pub tcp: Endpoint,
+    /// The private key (PEM).
+    pub private_key: PathBuf,
+    /// The certificate chain (PEM); Twisted's default is the key's file.
+    pub cert: PathBuf,
+}
+
+impl TlsEndpoint {
+    /// Whether `s` names a TLS server endpoint (`ssl:` or `tls:`).
+    pub fn is_tls(s: &str) -> bool {
+        s.starts_with("ssl:") || s.starts_with("tls:")
+    }
+
+    /// Parses `ssl:PORT[:interface=..][:backlog=..]:privateKey=F[:certKey=F]`.
+    pub fn parse(s: &str) -> Result<TlsEndpoint, EndpointError> {
+        let err = |problem: String| EndpointError {
+            input: s.to_string(),
+            problem,
+        };
+        let fields = split_fields(s);
+        if !matches!(fields[0].as_str(), "ssl" | "tls") {
+            return Err(err("not an ssl: or tls: endpoint".into()));
+        }
+        let (mut key, mut cert) = (None, None);
+        let mut rest = vec!["tcp".to_string()];
+        for field in &fields[1..] {
+            match field.split_once('=') {
+                Some(("privateKey", v)) => key = Some(PathBuf::from(v)),
+                Some(("certKey", v)) => cert = Some(PathBuf::from(v)),
+                Some(("sslmethod" | "extraCertChain" | "dhParameters", _)) => {
+                    return Err(err(format!("option {field:?} is not supported")));
+                }
+                _ => rest.push(field.replace('\\', "\\\\").replace(':', "\\:")),
+            }
+        }
+        let tcp = Endpoint::parse(&rest.join(":")).map_err(|e| err(e.problem))?;
+        if !matches!(tcp, Endpoint::Tcp { .. }) {
+            return Err(err("TLS needs a TCP port".into()));
+        }
+        let private_key = key.ok_or_else(|| err("privateKey=FILE.pem is required".into()))?;
+        let cert = cert.unwrap_or_else(|| private_key.clone());
+        Ok(TlsEndpoint {
+            tcp,
+            private_key,
+            cert,
+        })
+    }
+
+    /// Loads the key and certificates into a `rustls` server configuration.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
+        server_config(&self.private_key, &self.cert)
+    }
+}
+
+/// A `rustls` server configuration from PEM files.
+pub fn server_config(key: &Path, cert: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs = load_pem_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{}: no usable private key ({e})", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// Wraps a factory so that its protocols speak through TLS.
+pub struct TlsFactory {
+    inner: Arc<dyn Factory>,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl TlsFactory {
+    /// `inner`'s protocols, over TLS with `config`.
+    pub fn new(inner: Arc<dyn Factory>, config: Arc<rustls::ServerConfig>) -> Self {
+        TlsFactory { inner, config }
+    }
+}
+
+impl Factory for TlsFactory {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn build_protocol(&self, peer: &Addr) -> Result<Box<dyn Protocol>, Refusal> {
+        let inner = self.inner.build_protocol(peer).map_err(|mut refusal| {
+            refusal.message = None; // plaintext would be garbage to a TLS client
+            refusal
+        })?;
+        let conn = rustls::ServerConnection::new(self.config.clone())
+            .map_err(|e| Refusal::silent(format!("cannot start TLS: {e}")))?;
+        Ok(Box::new(TlsServer::new(inner, conn)))
+    }
+
+    fn start_factory(&self) {
+        self.inner.start_factory();
+    }
+
+    fn stop_factory(&self) {
+        self.inner.stop_factory();
+    }
+}
+
+/// Wakes the outer connection when the inner transport's inbox gets a
+/// command, so its owner drains it.
+#[derive(Default)]
+struct ForwardLink {
+    outer: Mutex<Option<ConnHandle>>,
+}
+
+impl ForwardLink {
+    fn outer(&self) -> Option<ConnHandle> {
+        self.outer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl OwnerLink for ForwardLink {
+    fn wake(&self) {
+        if let Some(h) = self.outer() {
+            let _ = h.call(|p: &mut TlsServer, t| p.pump(t));
+        }
+    }
+    fn kill(&self) {
+        if let Some(h) = self.outer() {
+            h.abort_connection();
+        }
+    }
+}
+
+/// One TLS connection: the `rustls` session and the wrapped protocol with
+/// its own transport. See the [module docs](self).
+pub struct TlsServer {
+    conn: rustls::ServerConnection,
+    inner: Box<dyn Protocol>,
+    inner_t: Transport,
+    inbox: Option<Receiver<Command>>,
+    link: Arc<ForwardLink>,
+    timer: Option<(Instant, TimerId)>,
+    lost: bool,
+}
+
+// SAFETY: `Transport` is not `Send` only because its timer closures are
+// not: they never leave the owner. The inner transport gets timers only in
+// callbacks, i.e. after the engine handed this protocol to the connection's
+// owner, and every engine keeps a connection's protocol on its owner from
+// `connection_made` to `connection_lost` (engine/mod.rs, contract 1). Before
+// that the inner transport holds no timer, so moving it there is sound.
+unsafe impl Send for TlsServer {}
+
+impl TlsServer {
+    fn new(inner: Box<dyn Protocol>, conn: rustls::ServerConnection) -> Self {
+        let placeholder = ConnInfo {
+            peer: Addr::Unix(PathBuf::new()),
+            host: Addr::Unix(PathBuf::new()),
+            session: 0,
+        };
+        TlsServer {
+            conn,
+            inner,
+            inner_t: Transport::new(placeholder, 1),
+            inbox: None,
+            link: Arc::new(ForwardLink::default()),
+            timer: None,
+            lost: false,
+        }
+    }
+
+    /// Sends what TLS has to send through the outer transport.
+    fn flush_tls(&mut self, t: &mut Transport) {
+        let mut out = Vec::new();
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if !out.is_empty() {
+            t.write(&out);
+        }
+    }
+
+    /// After every callback of the wrapped protocol: encrypt its output,
+    /// follow its close request, wire up its inbox and timers.
+    fn settle(&mut self, t: &mut Transport) {
+        if self.inbox.is_none() && self.inner_t.has_inbox() {
+            self.inbox = self.inner_t.take_inbox();
+            *self.link.outer.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.handle());
+            // Commands queued before the forwarding existed.
+            let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+        }
+        let out = self.inner_t.take_output();
+        if !out.is_empty()
+            && let Err(e) = self.conn.writer().write_all(&out)
+        {
+            log::warn!("TLS cannot take more output ({e}); closing");
+            t.abort_connection();
+            return;
+        }
+        match self.inner_t.closing() {
+            Closing::No => {}
+            Closing::Lose => {
+                self.conn.send_close_notify();
+                self.flush_tls(t);
+                t.lose_connection();
+                return;
+            }
+            Closing::Abort => {
+                t.abort_connection();
+                return;
+            }
+        }
+        self.flush_tls(t);
+        if let Some(deadline) = self.inner_t.next_timer_deadline()
+            && self.timer.is_none_or(|(at, _)| deadline < at)
+        {
+            if let Some((_, id)) = self.timer.take() {
+                t.cancel_timer(id);
+            }
+            let delay = deadline.saturating_duration_since(Instant::now());
+            let id = t.call_later(delay, |p: &mut TlsServer, t| p.fire_timers(t));
+            self.timer = Some((deadline, id));
+        }
+    }
+
+    fn fire_timers(&mut self, t: &mut Transport) {
+        self.timer = None;
+        let now = Instant::now();
+        while !t.is_disconnecting() {
+            let Some(f) = self.inner_t.pop_due_timer(now) else {
+                break;
+            };
+            f(&mut *self.inner, &mut self.inner_t);
+            self.settle(t);
+        }
+        if !t.is_disconnecting() {
+            self.settle(t);
+        }
+    }
+
+    /// Runs the wrapped protocol's queued inbox commands on this owner.
+    fn pump(&mut self, t: &mut Transport) {
+        for _ in 0..MAX_PUMP {
+            if t.is_disconnecting() {
+                return;
+            }
+            let Some(command) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+                return;
+            };
+            if let Some(f) = self.inner_t.apply(command) {
+                f(&mut *self.inner, &mut self.inner_t);
+            }
+            self.settle(t);
+        }
+        // More waiting: come back after the owner's other work.
+        let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+    }
+}
+
+impl Protocol for TlsServer {
+    fn connection_made(&mut self, t: &mut Transport) {
+        self.inner_t = Transport::new(t.info().clone(), crate::engine::DEFAULT_OUTBOUND_QUEUE);
+        self.inner_t.set_link(self.link.clone());
+        self.inner.connection_made(&mut self.inner_t);
+        self.settle(t);
+    }
+
+    fn data_received(&mut self, mut data: &[u8], t: &mut Transport) {
+        while !data.is_empty() && !t.is_disconnecting() {
+            if let Err(e) = self.conn.read_tls(&mut data) {
+                log::info!("TLS: {e}; closing");
+                t.abort_connection();
+                return;
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                log::info!("TLS failed: {e}; closing");
+                self.flush_tls(t); // the alert tells the client why
+                t.lose_connection();
+                return;
+            }
+            let mut plain = vec![0u8; 16 * 1024];
+            loop {
+                if t.is_disconnecting() {
+                    return;
+                }
+                match std::io::Read::read(&mut self.conn.reader(), &mut plain) {
+                    Ok(0) => {
+                        // close_notify: the client is done.
+                        self.conn.send_close_notify();
+                        self.flush_tls(t);
+                        t.lose_connection();
+                        return;
+                    }
+                    Ok(n) => {
+                        self.inner.data_received(&plain[..n], &mut self.inner_t);
+                        self.settle(t);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        log::info!("TLS: {e}; closing");
+                        t.abort_connection();
+                        return;
+                    }
+                }
+            }
+            self.flush_tls(t);
+        }
+    }
+
+    fn connection_lost(&mut self, reason: &Reason) {
+        if !self.lost {
+            self.lost = true;
+            self.inner.connection_lost(reason);
+        }
+    }
+
+    fn log_prefix(&self) -> &'static str {
+        self.inner.log_prefix()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms() {
+        let e = TlsEndpoint::parse("ssl:8443:privateKey=k.pem:certKey=c.pem").unwrap();
+        assert_eq!(e.tcp, Endpoint::parse("tcp:8443").unwrap());
+        assert_eq!(
+            (e.private_key.to_str(), e.cert.to_str()),
+            (Some("k.pem"), Some("c.pem"))
+        );
+        let e = TlsEndpoint::parse("tls:port=0:interface=127.0.0.1:privateKey=both.pem").unwrap();
+        assert_eq!(e.tcp, Endpoint::parse("tcp:0:interface=127.0.0.1").unwrap());
+        assert_eq!(e.cert, PathBuf::from("both.pem"));
+        let e = TlsEndpoint::parse("ssl:443:privateKey=C\\:/k.pem").unwrap();
+        assert_eq!(e.private_key, PathBuf::from("C:/k.pem"));
+        for (bad, needle) in [
+            ("ssl:443", "privateKey"),
+            ("ssl:abc:privateKey=k", "port \"abc\""),
+            ("ssl:1:privateKey=k:dhParameters=d", "not supported"),
+            ("tcp:1", "not an ssl"),
+        ] {
+            let e = TlsEndpoint::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        assert!(
+            TlsEndpoint::is_tls("ssl:1")
+                && TlsEndpoint::is_tls("tls:1")
+                && !TlsEndpoint::is_tls("tcp:1")
+        );
+    }
+
+    #[test]
+    fn missing_files_are_clear_errors() {
+        let e = server_config(
+            Path::new("/nonexistent/k.pem"),
+            Path::new("/nonexistent/c.pem"),
+        )
+        .unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/c.pem"), "{e}");
+    }
+}
