@@ -1,8 +1,8 @@
-//! `spindle load` against real servers on loopback: Spindle's own echo
-//! server, and small test-only HTTP and chat servers written below with
-//! std::net (the project's own HTTP and chat servers are on other
-//! branches), plus servers that reset, stall or refuse. Every run is short
-//! and bounded by its duration.
+//! `spindle load` against real servers on loopback: Spindle's own echo,
+//! http and chat servers, small test-only HTTP and chat servers written
+//! below with std::net (whose every byte the tests control), and servers
+//! that reset, stall, refuse or turn clients away. Every run is short and
+//! bounded by its duration.
 
 mod util;
 
@@ -624,4 +624,21 @@ fn a_pool_smaller_than_the_clients_shows_starved_connections() {
     );
     assert!(r.to_string().contains("2 of 4 connections got none"));
     assert_eq!(r.errors_total, 0, "{r}");
+}
+
+#[test]
+fn chat_against_spindle_serve_chat() {
+    // The real room greets, announces joins and prefixes every line with
+    // its sender: only marked lines count.
+    let server = util::Spindle::start(&["serve", "chat", "--listen", "tcp:0:interface=127.0.0.1"]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.port_of("ChatFactory")));
+    let mut c = config(Workload::Chat, addr, 10, 500);
+    c.senders = 2;
+    c.warmup = Duration::from_millis(200);
+    let r = run(&c);
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    let chat = r.chat.as_ref().unwrap();
+    assert!(chat.lines_delivered >= r.requests, "{r}");
+    assert!(chat.lines_delivered <= (r.requests + 2) * 10, "{r}");
+    assert_eq!(r.connections_open_at_end, 10);
 }
