@@ -31,7 +31,7 @@ use super::registry::Registry;
 use super::stopper::Stopper;
 use super::stream::Stream;
 use crate::log::{ContextGuard, connection_context};
-use crate::protocol::{Protocol, Reason};
+use crate::protocol::{Addr, Factory, Protocol, Reason};
 use crate::transport::{Closing, ConnInfo, EngineHints, OwnerLink, Transport};
 
 /// What every connection of one server shares.
@@ -95,6 +95,48 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else {
         "non-text panic payload".to_string()
     }
+}
+
+/// Builds a protocol for a freshly accepted connection with `factory` and
+/// serves it to the end on the calling thread. A refusal is logged and
+/// told to the peer (if it has words); a panicking `build_protocol` costs
+/// only this connection.
+pub(crate) fn serve_accepted(
+    stream: Stream,
+    peer: Addr,
+    session: u64,
+    factory: &dyn Factory,
+    host: &Addr,
+    env: &ConnEnv,
+) {
+    let built = {
+        let _ctx = ContextGuard::enter(factory.name());
+        catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&peer)))
+    };
+    let protocol = match built {
+        Ok(Ok(p)) => p,
+        Ok(Err(refusal)) => {
+            let _ctx = ContextGuard::enter(factory.name());
+            log::info!("{} refused {}: {}", factory.name(), peer, refusal.reason);
+            if let Some(message) = refusal.message {
+                let mut stream = stream;
+                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                let _ = stream.write_all(&message);
+            }
+            return;
+        }
+        Err(payload) => {
+            let _ctx = ContextGuard::enter(factory.name());
+            log::error!("build_protocol panicked: {}", panic_message(&*payload));
+            return;
+        }
+    };
+    let info = ConnInfo {
+        peer,
+        host: host.clone(),
+        session,
+    };
+    serve(stream, protocol, info, env);
 }
 
 /// Serves one connection to the end, on the calling thread.
