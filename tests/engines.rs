@@ -48,6 +48,7 @@ every_model!(
     many_clients_at_once_each_get_their_own_echo,
     callbacks_of_one_connection_never_overlap,
     handles_write_and_run_closures_on_the_owner,
+    a_close_queued_through_the_inbox_closes,
     timers_fire_and_cancelled_ones_do_not,
     graceful_stop_flushes_what_was_written,
     abort_drops_unsent_output,
@@ -247,6 +248,38 @@ fn handles_write_and_run_closures_on_the_owner(model: Model) {
     let mut c = connect_addr(server.tcp_addr());
     let got = String::from_utf8(read_to_end(&mut c)).unwrap();
     assert_eq!(got, "tick 0\ntick 1\ntick 2\nclosing\n");
+}
+
+/// On input, queues a write and a close through its own handle: the owner
+/// finds both in its inbox in one turn, the close last.
+struct QueuesItsOwnClose {
+    handle: Option<ConnHandle>,
+}
+
+impl Protocol for QueuesItsOwnClose {
+    fn connection_made(&mut self, t: &mut Transport) {
+        self.handle = Some(t.handle());
+    }
+    fn data_received(&mut self, _: &[u8], _: &mut Transport) {
+        if let Some(handle) = &self.handle {
+            handle.write("queued\n").unwrap();
+            handle
+                .call(|_: &mut QueuesItsOwnClose, t: &mut Transport| t.lose_connection())
+                .unwrap();
+        }
+    }
+}
+
+fn a_close_queued_through_the_inbox_closes(model: Model) {
+    let server = start(
+        config(model),
+        FnFactory::new("QueuesItsOwnClose", |_| {
+            Box::new(QueuesItsOwnClose { handle: None }) as Box<dyn Protocol>
+        }),
+    );
+    let mut c = connect_addr(server.tcp_addr());
+    send(&mut c, b"go");
+    assert_eq!(read_to_end(&mut c), b"queued\n");
 }
 
 /// Writes from a timer 50 ms after connecting; a cancelled timer never runs.

@@ -241,7 +241,7 @@ impl Owner<'_> {
     fn try_run(&mut self) -> Result<std::convert::Infallible, End> {
         self.callback(|p, t| p.connection_made(t))?;
         self.settle()?;
-        let mut buf = vec![0u8; self.env.config.read_buffer.max(512)];
+        let mut buf = ReadBuffer::new(self.env.config.read_buffer);
         loop {
             if self.transport.has_inbox() {
                 return self.run_inbox();
@@ -250,11 +250,12 @@ impl Owner<'_> {
                 return Err(End::clean(Reason::Shutdown));
             }
             self.set_read_timeout()?;
-            match self.stream.read(&mut buf) {
+            match self.stream.read(buf.space()) {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => {
                     self.last_input = Instant::now();
-                    self.callback(|p, t| p.data_received(&buf[..n], t))?;
+                    let data = buf.filled(n);
+                    self.callback(|p, t| p.data_received(data, t))?;
                 }
                 Err(e) if is_timeout(&e) => self.on_tick()?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -420,6 +421,42 @@ impl Owner<'_> {
     }
 }
 
+/// A connection's first read buffer, in bytes: small, because most
+/// connections idle and each buffer is resident memory.
+const INITIAL_READ_BUFFER: usize = 2048;
+
+/// A read buffer that starts at [`INITIAL_READ_BUFFER`] and doubles each
+/// time a read fills it, up to `--read-buffer`: an idle connection costs
+/// 2 KiB, a busy one reads in large chunks.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl ReadBuffer {
+    fn new(max: usize) -> Self {
+        let max = max.max(512);
+        ReadBuffer {
+            buf: vec![0u8; INITIAL_READ_BUFFER.min(max)],
+            max,
+        }
+    }
+
+    /// Where the next read goes.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// The `n` bytes a read just put in; grows the buffer if they filled it.
+    fn filled(&mut self, n: usize) -> &[u8] {
+        if n == self.buf.len() && self.buf.len() < self.max {
+            let grown = (self.buf.len() * 2).min(self.max);
+            self.buf.resize(grown, 0);
+        }
+        &self.buf[..n]
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -429,11 +466,11 @@ fn is_timeout(e: &io::Error) -> bool {
 
 /// The reader thread of inbox mode.
 fn read_into(stream: &mut Stream, tx: &Sender<ReadEvent>, size: usize) {
-    let mut buf = vec![0u8; size];
+    let mut buf = ReadBuffer::new(size);
     loop {
-        let event = match stream.read(&mut buf) {
+        let event = match stream.read(buf.space()) {
             Ok(0) => ReadEvent::Eof,
-            Ok(n) => ReadEvent::Data(buf[..n].to_vec()),
+            Ok(n) => ReadEvent::Data(buf.filled(n).to_vec()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => ReadEvent::Failed(e),
         };

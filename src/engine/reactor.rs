@@ -366,7 +366,7 @@ impl Conn {
         if let Some(inbox) = self.inbox.clone() {
             for _ in 0..COMMANDS_PER_TURN {
                 if self.has_output() || self.state != State::Open {
-                    return Ok(());
+                    break;
                 }
                 let Ok(command) = inbox.try_recv() else { break };
                 if let Some(f) = self.transport.apply(command) {
@@ -374,7 +374,7 @@ impl Conn {
                 }
                 self.settle(ctx)?;
             }
-            if !inbox.is_empty() {
+            if !inbox.is_empty() && self.state == State::Open {
                 ctx.again = true;
             }
         }
