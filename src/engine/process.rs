@@ -26,24 +26,31 @@
 //!   serves them — the loss is the lesson — and logs a warning for each at
 //!   start (NOTES.md explains the choice).
 //! * **Isolation.** A crash, a leak or a panic costs one process.
-//! * **Bounds.** `--max-connections` caps live children. Children are
-//!   reaped every [`REAP_INTERVAL`], so the count may lag by that much.
+//! * **Bounds.** `--max-connections` caps live children. A reaper thread
+//!   collects each child as it exits: its `pidfd` becomes readable in a
+//!   mio poll, so the count is exact and reaping costs nothing while
+//!   children run.
 //! * **Stopping.** The parent stops accepting, sends each child SIGTERM
 //!   (the child closes gracefully, flushing), waits up to
 //!   [`ServerConfig::grace`], then SIGKILLs what is left. Children run in
 //!   their own process group, so a Ctrl-C at the terminal reaches only the
 //!   parent, which then stops them in order.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{ConnEnv, serve_accepted};
 use super::pool::refuse;
@@ -54,8 +61,9 @@ use super::{ServerConfig, Stopper, acceptor};
 use crate::log::ContextGuard;
 use crate::protocol::{Addr, Factory};
 
-/// How often the parent collects children that exited.
-pub const REAP_INTERVAL: Duration = Duration::from_millis(20);
+/// How often children are checked for exit where the kernel offers no
+/// `pidfd` to wait on (Linux before 5.3); otherwise exits are events.
+pub const REAP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The program and arguments that serve one connection of a service on
 /// the socket they inherit as stdin and stdout. The engine appends
@@ -67,9 +75,6 @@ pub struct ChildCommand {
     /// Its arguments, before `--session N`.
     pub args: Vec<String>,
 }
-
-/// Live children and their pids.
-type Children = Arc<Mutex<Vec<Child>>>;
 
 pub(crate) fn run(
     services: &[Service],
@@ -98,29 +103,16 @@ pub(crate) fn run(
         }
         commands.push(command.clone());
     }
-    let children: Children = Arc::new(Mutex::new(Vec::new()));
-    let reaper = {
-        let children = children.clone();
-        let stop = stopper.receiver();
-        thread::Builder::new()
-            .name("spindle-reaper".into())
-            .spawn(move || {
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stop.recv_timeout(REAP_INTERVAL)
-                {
-                    reap(&children);
-                }
-            })?
-    };
+    let live = Arc::new(AtomicUsize::new(0));
+    let (reaper, tx) = Reaper::start(live.clone(), stopper.clone(), config.grace)?;
     let sessions: Vec<AtomicU64> = services.iter().map(|_| AtomicU64::new(0)).collect();
     let listeners: Vec<_> = services.iter().map(|s| &s.listener).collect();
     let result = acceptor::accept_loop(&listeners, stopper, |service, stream, peer| {
         let factory = &*services[service].factory;
-        reap(&children);
-        let live = children.lock().map_or(0, |c| c.len());
-        if live >= config.max_connections {
+        let open = live.load(Ordering::SeqCst);
+        if open >= config.max_connections {
             let why = format!(
-                "{live} connections open (--max-connections {})",
+                "{open} connections open (--max-connections {})",
                 config.max_connections
             );
             refuse(stream, factory, &why);
@@ -133,9 +125,8 @@ pub(crate) fn run(
                     "connection {session} from {peer} served by process {}",
                     child.id()
                 );
-                if let Ok(mut c) = children.lock() {
-                    c.push(child);
-                }
+                live.fetch_add(1, Ordering::SeqCst);
+                tx.send(child);
             }
             Err(e) => refuse(
                 stream,
@@ -145,8 +136,10 @@ pub(crate) fn run(
         }
     });
     stopper.stop();
-    let _ = reaper.join();
-    shutdown(&children, config.grace);
+    drop(tx);
+    if reaper.join().is_err() {
+        log::error!("the reaper thread panicked; connection processes may be left running");
+    }
     result
 }
 
@@ -166,53 +159,191 @@ fn spawn_child(command: &ChildCommand, stream: &Stream, session: u64) -> io::Res
         .spawn()
 }
 
-/// Forgets children that exited.
-fn reap(children: &Children) {
-    if let Ok(mut c) = children.lock() {
-        c.retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+const REAPER_WAKE: Token = Token(usize::MAX);
+
+/// Hands new children to the reaper thread.
+struct ChildSender {
+    tx: Sender<Child>,
+    waker: Arc<Waker>,
+}
+
+impl ChildSender {
+    fn send(&self, child: Child) {
+        if self.tx.send(child).is_ok() {
+            let _ = self.waker.wake();
+        }
     }
 }
 
-fn signal_all(children: &Children, signal: i32) -> usize {
-    let Ok(c) = children.lock() else { return 0 };
-    for child in c.iter() {
-        // SAFETY: kill(2) touches no memory; the pid is our unreaped child,
-        // so it cannot have been reused.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, signal);
-        }
-    }
-    c.len()
+/// A child and, where the kernel has them, a descriptor that becomes
+/// readable when it exits.
+struct Watched {
+    child: Child,
+    pidfd: Option<OwnedFd>,
 }
 
-/// Waits until every child exited or `deadline` passed; returns how many
-/// are left.
-fn wait_children(children: &Children, deadline: Instant) -> usize {
-    loop {
-        reap(children);
-        let left = children.lock().map_or(0, |c| c.len());
-        if left == 0 || Instant::now() >= deadline {
-            return left;
+/// The thread that collects exited children (each exit an event, through
+/// a `pidfd` in a mio poll) and, on stop, terminates the rest.
+struct Reaper {
+    poll: Poll,
+    rx: Receiver<Child>,
+    children: HashMap<u32, Watched>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Reaper {
+    fn start(
+        live: Arc<AtomicUsize>,
+        stopper: Stopper,
+        grace: Duration,
+    ) -> io::Result<(thread::JoinHandle<()>, ChildSender)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), REAPER_WAKE)?);
+        stopper.add_waker(waker.clone());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut reaper = Reaper {
+            poll,
+            rx,
+            children: HashMap::new(),
+            live,
+        };
+        let handle = thread::Builder::new()
+            .name("spindle-reaper".into())
+            .spawn(move || reaper.run(&stopper, grace))?;
+        Ok((handle, ChildSender { tx, waker }))
+    }
+
+    fn run(&mut self, stopper: &Stopper, grace: Duration) {
+        let mut events = Events::with_capacity(256);
+        while !stopper.is_stopped() {
+            self.turn(&mut events, None);
         }
-        thread::park_timeout(REAP_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
+        // Children started just before the stop may still be in the channel.
+        self.adopt();
+        let open = self.signal_all(libc::SIGTERM);
+        if open == 0 {
+            return;
+        }
+        log::info!(
+            "stopping: {open} connection processes running, giving them {grace:?} to finish"
+        );
+        if self.wait_all(&mut events, Instant::now() + grace) > 0 {
+            let left = self.signal_all(libc::SIGKILL);
+            log::warn!("grace period over: killing {left} connection processes");
+            let stuck = self.wait_all(&mut events, Instant::now() + Duration::from_secs(1));
+            if stuck > 0 {
+                log::warn!("{stuck} connection processes did not exit");
+            }
+        }
+    }
+
+    /// Waits for events (at most until `deadline`), adopts new children and
+    /// forgets those that exited.
+    fn turn(&mut self, events: &mut Events, deadline: Option<Instant>) {
+        let polling = self.children.values().any(|w| w.pidfd.is_none());
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if polling {
+            timeout = Some(timeout.map_or(REAP_INTERVAL, |t| t.min(REAP_INTERVAL)));
+        }
+        if let Err(e) = self.poll.poll(events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("the reaper cannot poll ({e}); checking children every {REAP_INTERVAL:?}");
+            thread::park_timeout(REAP_INTERVAL);
+        }
+        let exited: Vec<u32> = events
+            .iter()
+            .filter(|e| e.token() != REAPER_WAKE)
+            .map(|e| e.token().0 as u32)
+            .collect();
+        self.adopt();
+        for pid in exited {
+            self.check(pid);
+        }
+        if polling {
+            let unwatched: Vec<u32> = self
+                .children
+                .iter()
+                .filter(|(_, w)| w.pidfd.is_none())
+                .map(|(pid, _)| *pid)
+                .collect();
+            for pid in unwatched {
+                self.check(pid);
+            }
+        }
+    }
+
+    /// Takes in the children the acceptor started.
+    fn adopt(&mut self) {
+        while let Ok(child) = self.rx.try_recv() {
+            let pid = child.id();
+            let pidfd = pidfd_open(pid).and_then(|fd| {
+                self.poll
+                    .registry()
+                    .register(
+                        &mut SourceFd(&fd.as_raw_fd()),
+                        Token(pid as usize),
+                        Interest::READABLE,
+                    )
+                    .ok()
+                    .map(|()| fd)
+            });
+            self.children.insert(pid, Watched { child, pidfd });
+            // It may have exited before its pidfd existed: then the pidfd
+            // is readable at once, and so is this check.
+            self.check(pid);
+        }
+    }
+
+    /// Forgets `pid` if it exited.
+    fn check(&mut self, pid: u32) {
+        let exited = match self.children.get_mut(&pid) {
+            Some(w) => !matches!(w.child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if exited && let Some(w) = self.children.remove(&pid) {
+            if let Some(fd) = &w.pidfd {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&fd.as_raw_fd()));
+            }
+            self.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn signal_all(&self, signal: i32) -> usize {
+        for w in self.children.values() {
+            // SAFETY: kill(2) touches no memory; the pid is our unreaped
+            // child, so it cannot have been reused.
+            unsafe {
+                libc::kill(w.child.id() as libc::pid_t, signal);
+            }
+        }
+        self.children.len()
+    }
+
+    /// Reaps until no child is left or `deadline` passes; returns how many
+    /// are left.
+    fn wait_all(&mut self, events: &mut Events, deadline: Instant) -> usize {
+        while !self.children.is_empty() && Instant::now() < deadline {
+            self.turn(events, Some(deadline));
+        }
+        self.children.len()
     }
 }
 
-/// SIGTERM to every child, the grace period, then SIGKILL.
-fn shutdown(children: &Children, grace: Duration) {
-    let open = signal_all(children, libc::SIGTERM);
-    if open == 0 {
-        return;
+/// A descriptor that becomes readable when process `pid` exits, where the
+/// kernel has `pidfd_open` (Linux 5.3+).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes two integers and returns a new descriptor
+    // or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
     }
-    log::info!("stopping: {open} connection processes running, giving them {grace:?} to finish");
-    if wait_children(children, Instant::now() + grace) > 0 {
-        let left = signal_all(children, libc::SIGKILL);
-        log::warn!("grace period over: killing {left} connection processes");
-        let stuck = wait_children(children, Instant::now() + Duration::from_secs(1));
-        if stuck > 0 {
-            log::warn!("{stuck} connection processes did not exit");
-        }
-    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Takes this process's standard input as its connection: what a child of
