@@ -205,6 +205,8 @@ struct Conn {
     sent: usize,
     /// The socket may have input we have not read (edge-triggered poll).
     readable: bool,
+    /// The poll saw the peer's FIN: read until EOF even after short reads.
+    read_closed: bool,
     /// Since when the socket refuses our output.
     blocked_since: Option<Instant>,
     last_input: Instant,
@@ -392,6 +394,12 @@ impl Conn {
                     return self.pump(ctx);
                 }
                 Ok(n) => {
+                    // A short read drained the socket: the next input is a
+                    // new edge, so skip the read that would say WouldBlock.
+                    // Not once the FIN was seen: that edge is already spent.
+                    if n < ctx.buf.len() && !self.read_closed {
+                        self.readable = false;
+                    }
                     self.last_input = ctx.now;
                     let data = &ctx.buf[..n];
                     self.callback(|p, t| p.data_received(data, t))?;
@@ -500,6 +508,8 @@ struct Reactor<'a> {
     wake_rx: Receiver<(usize, u64)>,
     deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     again: Vec<(usize, u64)>,
+    /// This turn's work, kept to reuse its allocation.
+    kicks: Vec<(usize, u64, Kick)>,
     buf: Vec<u8>,
     /// Listeners whose backlog may not be empty.
     pending_accept: Vec<bool>,
@@ -546,6 +556,7 @@ pub(crate) fn run(
         wake_rx,
         deadlines: BinaryHeap::new(),
         again: Vec::new(),
+        kicks: Vec::new(),
         pending_accept: vec![true; services.len()],
         accept_paused_until: None,
         backoff: FIRST_BACKOFF,
@@ -579,7 +590,7 @@ impl Reactor<'_> {
                     return Err(e);
                 }
             }
-            let mut kicks: Vec<(usize, u64, Kick)> = Vec::new();
+            let mut kicks = std::mem::take(&mut self.kicks);
             for event in events.iter() {
                 let token = event.token();
                 if token == WAKER {
@@ -593,6 +604,9 @@ impl Reactor<'_> {
                 if let Some(Some(conn)) = self.conns.get_mut(slot) {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         conn.readable = true;
+                    }
+                    if event.is_read_closed() || event.is_error() {
+                        conn.read_closed = true;
                     }
                     kicks.push((slot, conn.generation, Kick::Event));
                 }
@@ -608,9 +622,10 @@ impl Reactor<'_> {
             if stop_deadline.is_none() {
                 self.accept_all();
             }
-            for (slot, generation, kick) in kicks {
+            for (slot, generation, kick) in kicks.drain(..) {
                 self.kick(slot, generation, kick);
             }
+            self.kicks = kicks;
             let now = Instant::now();
             while let Some(Reverse((when, slot, generation))) = self.deadlines.peek().copied()
                 && when <= now
@@ -836,6 +851,7 @@ impl Reactor<'_> {
             out: Vec::new(),
             sent: 0,
             readable: false,
+            read_closed: false,
             blocked_since: None,
             last_input: now,
             state: State::Open,
