@@ -42,8 +42,7 @@
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
@@ -214,7 +213,7 @@ struct Conn {
     /// Why the clean close under way started.
     closing_reason: Reason,
     lingered: usize,
-    /// The deadline this connection has in the loop's heap, if any.
+    /// The deadline this connection has in the loop's deadline set, if any.
     scheduled: Option<Instant>,
 }
 
@@ -506,7 +505,9 @@ struct Reactor<'a> {
     open: usize,
     wake_tx: Sender<(usize, u64)>,
     wake_rx: Receiver<(usize, u64)>,
-    deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Each connection's next deadline, at most one entry per connection:
+    /// an entry is removed when its connection ends or gets an earlier one.
+    deadlines: BTreeSet<(Instant, usize, u64)>,
     again: Vec<(usize, u64)>,
     /// This turn's work, kept to reuse its allocation.
     kicks: Vec<(usize, u64, Kick)>,
@@ -554,7 +555,7 @@ pub(crate) fn run(
         open: 0,
         wake_tx,
         wake_rx,
-        deadlines: BinaryHeap::new(),
+        deadlines: BTreeSet::new(),
         again: Vec::new(),
         kicks: Vec::new(),
         pending_accept: vec![true; services.len()],
@@ -627,10 +628,10 @@ impl Reactor<'_> {
             }
             self.kicks = kicks;
             let now = Instant::now();
-            while let Some(Reverse((when, slot, generation))) = self.deadlines.peek().copied()
+            while let Some(&(when, slot, generation)) = self.deadlines.first()
                 && when <= now
             {
-                self.deadlines.pop();
+                self.deadlines.pop_first();
                 let current = matches!(self.conns.get(slot), Some(Some(c))
                     if c.generation == generation && c.scheduled == Some(when));
                 if current {
@@ -647,7 +648,7 @@ impl Reactor<'_> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let mut next = self.deadlines.peek().map(|Reverse((when, _, _))| *when);
+        let mut next = self.deadlines.first().map(|(when, _, _)| *when);
         for other in [stop_deadline, self.accept_paused_until]
             .into_iter()
             .flatten()
@@ -693,20 +694,27 @@ impl Reactor<'_> {
         }
     }
 
-    /// Puts the connection's next deadline in the heap if it is earlier
-    /// than the one already there. Later entries left behind are skipped
-    /// when they come up.
+    /// Files the connection's next deadline if it has none or an earlier
+    /// one is due. A later one (an idle timeout pushed back by input) is
+    /// left alone: when the filed one comes up, the turn finds nothing to
+    /// do and files the real one. So input does not touch the set.
     fn schedule(&mut self, conn: &mut Conn, slot: usize) {
         if let Some(want) = conn.next_deadline(&self.config)
             && conn.scheduled.is_none_or(|s| want < s)
         {
+            if let Some(old) = conn.scheduled {
+                self.deadlines.remove(&(old, slot, conn.generation));
+            }
             conn.scheduled = Some(want);
-            self.deadlines.push(Reverse((want, slot, conn.generation)));
+            self.deadlines.insert((want, slot, conn.generation));
         }
     }
 
     /// Closes the socket as `end` says, then tells the protocol.
     fn finish(&mut self, conn: Conn, slot: usize, end: End) {
+        if let Some(when) = conn.scheduled {
+            self.deadlines.remove(&(when, slot, conn.generation));
+        }
         let Conn {
             sock, mut protocol, ..
         } = conn;
