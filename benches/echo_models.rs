@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 const MESSAGE: usize = 64;
+/// How long a client waits for its first echo before it counts as not
+/// served (a pool client queued behind busy workers never gets one).
+const FIRST_ECHO: Duration = Duration::from_secs(20);
 
 fn start(model: &str, connections: usize) -> (Child, u16) {
     let max = (connections + 100).to_string();
@@ -86,7 +89,9 @@ fn ping_pong(port: u16, connections: usize, secs: f64) -> Outcome {
                         return false;
                     };
                     let _ = s.set_nodelay(true);
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                    // Starting hundreds of processes on a busy machine takes a
+                    // while: the first echo may be slow, later ones may not.
+                    let _ = s.set_read_timeout(Some(FIRST_ECHO));
                     let msg = [b'x'; MESSAGE];
                     let mut buf = [0u8; MESSAGE];
                     let mut first = true;
@@ -98,6 +103,7 @@ fn ping_pong(port: u16, connections: usize, secs: f64) -> Outcome {
                         }
                         if first {
                             ready.fetch_add(1, Ordering::SeqCst);
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                             first = false;
                         }
                         if counting.load(Ordering::Relaxed) {
@@ -112,9 +118,9 @@ fn ping_pong(port: u16, connections: usize, secs: f64) -> Outcome {
                 .expect("client thread")
         })
         .collect();
-    // Warm up until every client has had one echo (or 10 s: the rest are
-    // not being served), then half a second more.
-    let warm = Instant::now() + Duration::from_secs(10);
+    // Warm up until every client has had one echo (or FIRST_ECHO: the rest
+    // are not being served), then half a second more.
+    let warm = Instant::now() + FIRST_ECHO;
     while ready.load(Ordering::SeqCst) < connections && Instant::now() < warm {
         thread::park_timeout(Duration::from_millis(10));
     }
