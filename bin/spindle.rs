@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use spindle::catalog::{self, ProtocolOptions};
 use spindle::duration::{parse_duration, parse_optional_duration};
 use spindle::engine::{self, ChildCommand, Model};
+use spindle::http;
 use spindle::{Endpoint, Server, ServerConfig};
 
 /// Twisted's tutorial servers on blocking threads, and the tools to measure
@@ -29,6 +30,10 @@ struct Cli {
 enum Command {
     /// Serve a protocol (or `all` of them, each on its default port).
     Serve(ServeArgs),
+    /// Put load on a server: echo, http, chat or idle connections.
+    Load(spindle::load::args::LoadArgs),
+    /// Serve on each model, sweep connection counts, write tables and charts.
+    Bench(spindle::load::args::BenchArgs),
     /// Internal: serve one connection, inherited as stdin/stdout, for
     /// `--model process`.
     #[command(hide = true)]
@@ -76,7 +81,7 @@ impl From<ModelArg> for Model {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The protocol: echo, qotd, welcome, or all.
+    /// The protocol: echo, qotd, welcome, http, or all.
     protocol: String,
 
     /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
@@ -134,6 +139,50 @@ struct ServeArgs {
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
     quotes: Option<PathBuf>,
+
+    /// http: request line plus headers beyond this get 431.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
+    max_header_bytes: usize,
+
+    /// http: header fields per request beyond this get 431 (at most 256).
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADERS, value_name = "N")]
+    max_headers: usize,
+
+    /// http: request bodies (read and discarded) beyond this get 413.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    max_body_bytes: u64,
+
+    /// http: time from a request's first byte to the end of its headers,
+    /// and the longest pause inside a body; then 408 and close (slowloris).
+    #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    header_timeout: std::option::Option<Duration>,
+
+    /// http: idle persistent connections close after this long.
+    #[arg(long, default_value = "5s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    keepalive_timeout: std::option::Option<Duration>,
+
+    /// http: when connections wait for a worker, `release` closes
+    /// persistent connections that have no request buffered so every client
+    /// is served; `hold` keeps them (the classic pool: see NOTES.md).
+    #[arg(long, value_enum, default_value = "release")]
+    keepalive_cliff: CliffArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliffArg {
+    /// Give the worker up when others wait (default).
+    Release,
+    /// Keep the persistent connection; waiting clients may starve.
+    Hold,
+}
+
+impl From<CliffArg> for http::KeepAliveCliff {
+    fn from(c: CliffArg) -> http::KeepAliveCliff {
+        match c {
+            CliffArg::Release => http::KeepAliveCliff::Release,
+            CliffArg::Hold => http::KeepAliveCliff::Hold,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -157,6 +206,14 @@ impl ServeArgs {
     fn protocol_options(&self) -> ProtocolOptions {
         ProtocolOptions {
             quotes: self.quotes.clone(),
+            http: http::SiteConfig {
+                max_header_bytes: self.max_header_bytes,
+                max_headers: self.max_headers,
+                max_body_bytes: self.max_body_bytes,
+                header_timeout: self.header_timeout,
+                keepalive_timeout: self.keepalive_timeout,
+                keepalive_cliff: self.keepalive_cliff.into(),
+            },
         }
     }
 }
@@ -247,6 +304,42 @@ fn serve_one(args: &ServeOneArgs) -> Result<(), Failure> {
         .map_err(|e| runtime(e.to_string()))
 }
 
+/// Runs a load and prints its report; exit 1 when nothing succeeded.
+fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
+    let config = args.config().map_err(usage)?;
+    let report = spindle::load::run(&config).map_err(runtime)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.succeeded() {
+        Ok(())
+    } else {
+        Err(runtime("no request succeeded"))
+    }
+}
+
+/// Runs a bench suite; exit 1 when every point failed.
+fn bench(args: &spindle::load::args::BenchArgs) -> Result<(), Failure> {
+    spindle::load::bench::check(args).map_err(usage)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| runtime(format!("cannot find the spindle binary: {e}")))?;
+    let command: Vec<String> = std::env::args().collect();
+    let mut command = command.join(" ");
+    if let Some(rest) = command.split_once(' ').map(|(_, rest)| rest.to_string()) {
+        command = format!("spindle {rest}");
+    }
+    let results = spindle::load::bench::run(args, &exe, &command).map_err(runtime)?;
+    println!("{}", spindle::load::bench::markdown(&results));
+    println!("results in {}", args.out.display());
+    if results.points.iter().any(|p| p.ok) {
+        Ok(())
+    } else {
+        Err(runtime("every bench point failed"))
+    }
+}
+
 /// `tcp:1234` shifted by `offset`: `tcp:1334`.
 fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
     match Endpoint::parse(endpoint).map_err(|e| usage(e.to_string()))? {
@@ -295,6 +388,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::ServeOne(args) => serve_one(args),
+        Command::Load(args) => load(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

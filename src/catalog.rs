@@ -9,16 +9,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::protocol::Factory;
-use crate::protocols::{echo, qotd, welcome};
+use crate::protocols::{echo, qotd, web, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
-pub const NAMES: &[&str] = &["echo", "qotd", "welcome"];
+pub const NAMES: &[&str] = &["echo", "qotd", "welcome", "http"];
 
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
     /// QOTD: a file of quotes, one per line (default: built-in quotes).
     pub quotes: Option<PathBuf>,
+    /// http: the web server's limits and keep-alive policy.
+    pub http: crate::http::SiteConfig,
 }
 
 /// Where `name` listens when no `--listen` is given.
@@ -27,6 +29,7 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
         "echo" => echo::DEFAULT_ENDPOINT,
         "qotd" => qotd::DEFAULT_ENDPOINT,
         "welcome" => welcome::DEFAULT_ENDPOINT,
+        "http" => web::DEFAULT_ENDPOINT,
         _ => return None,
     })
 }
@@ -40,6 +43,10 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
+        "http" => {
+            options.http.validate()?;
+            Arc::new(web::site(options.http.clone()))
+        }
         other => {
             return Err(format!(
                 "unknown protocol {other:?} (known: {}, all)",

@@ -49,6 +49,8 @@ pub mod catalog;
 pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod http;
+pub mod load;
 pub mod log;
 pub mod protocol;
 pub mod protocols;

@@ -111,7 +111,10 @@ impl<P: Protocol> Harness<P> {
     /// Moves the harness clock forward and runs the timers now due, in
     /// order.
     pub fn advance(&mut self, by: Duration) {
-        self.now += by;
+        // The transport's clock moves too, so that timers armed after an
+        // advance count from the moved clock, not from the real one.
+        self.transport.skew_clock(by);
+        self.now = self.now.max(self.transport.now());
         while self.lost.is_none() {
             let Some(f) = self.transport.pop_due_timer(self.now) else {
                 break;

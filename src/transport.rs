@@ -101,6 +101,8 @@ pub struct Transport {
     timers: BTreeMap<(Instant, TimerId), TimerFn>,
     timer_deadlines: BTreeMap<TimerId, Instant>,
     next_timer: u64,
+    /// How far the test harness has moved this connection's clock ahead.
+    clock_skew: Duration,
 }
 
 impl fmt::Debug for Transport {
@@ -130,6 +132,7 @@ impl Transport {
             timers: BTreeMap::new(),
             timer_deadlines: BTreeMap::new(),
             next_timer: 0,
+            clock_skew: Duration::ZERO,
         }
     }
 
@@ -247,7 +250,7 @@ impl Transport {
     {
         let id = TimerId(self.next_timer);
         self.next_timer += 1;
-        let deadline = Instant::now() + delay;
+        let deadline = self.now() + delay;
         let boxed: TimerFn = Box::new(move |p: &mut dyn Protocol, t: &mut Transport| {
             match (p as &mut dyn Any).downcast_mut::<P>() {
                 Some(p) => f(p, t),
@@ -257,6 +260,19 @@ impl Transport {
         self.timers.insert((deadline, id), boxed);
         self.timer_deadlines.insert(id, deadline);
         id
+    }
+
+    /// The connection's clock, the one [`Transport::call_later`] counts
+    /// from: `Instant::now()` under an engine, moved ahead by
+    /// [`Harness::advance`](crate::testing::Harness::advance) in tests. A
+    /// protocol that keeps deadlines of its own should read time here.
+    pub fn now(&self) -> Instant {
+        Instant::now() + self.clock_skew
+    }
+
+    /// Moves the connection's clock ahead (the test harness's `advance`).
+    pub(crate) fn skew_clock(&mut self, by: Duration) {
+        self.clock_skew += by;
     }
 
     /// Cancels a timer; `false` if it already ran or was cancelled.

@@ -83,7 +83,7 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     let offset = (20_000..40_000u16)
         .step_by(97)
         .find(|o| {
-            ["1234", "8007", "1235"]
+            ["1234", "8007", "1235", "8080"]
                 .iter()
                 .all(|p| TcpListener::bind(("0.0.0.0", p.parse::<u16>().unwrap() + o)).is_ok())
         })
@@ -92,6 +92,7 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     assert_eq!(s.port_of("EchoFactory"), 1234 + offset);
     assert_eq!(s.port_of("QOTDFactory"), 8007 + offset);
     assert_eq!(s.port_of("WelcomeFactory"), 1235 + offset);
+    assert_eq!(s.port_of("Site"), 8080 + offset);
     assert_eq!(
         sh(&format!(
             "printf 'ping\\n' | nc -N 127.0.0.1 {}",
@@ -101,6 +102,13 @@ fn serve_all_serves_every_protocol_and_exits_0_on_sigint() {
     );
     assert!(sh(&format!("nc 127.0.0.1 {} </dev/null", 8007 + offset)).ends_with("\r\n"));
     assert!(sh(&format!("nc -N 127.0.0.1 {} </dev/null", 1235 + offset)).starts_with("welcome!"));
+    assert_eq!(
+        sh(&format!(
+            "curl -s --max-time 10 http://127.0.0.1:{}/",
+            8080 + offset
+        )),
+        "I am request #1\n"
+    );
     // An idle client must not hold the shutdown up.
     let mut idle = connect(1234 + offset);
     s.signal(libc::SIGINT);

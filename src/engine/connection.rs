@@ -262,7 +262,22 @@ impl Owner<'_> {
                 Err(e) => return Err(End::abort(Reason::Lost(e.to_string()))),
             }
             self.settle()?;
+            self.run_overdue_timers()?;
         }
+    }
+
+    /// Timers normally run when a wait times out; a peer that keeps
+    /// sending (a slowloris trickling a header) would keep that from ever
+    /// happening, so overdue timers also run after input.
+    fn run_overdue_timers(&mut self) -> Result<(), End> {
+        if self
+            .transport
+            .next_timer_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            self.on_tick()?;
+        }
+        Ok(())
     }
 
     /// The peer's EOF, or ours from a shutdown.
@@ -351,6 +366,7 @@ impl Owner<'_> {
                 default(timeout) => self.on_tick()?,
             }
             self.settle()?;
+            self.run_overdue_timers()?;
         }
     }
 

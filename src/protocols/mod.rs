@@ -5,4 +5,5 @@
 
 pub mod echo;
 pub mod qotd;
+pub mod web;
 pub mod welcome;

@@ -1,0 +1,234 @@
+//! The command-line arguments of `spindle load` and `spindle bench`
+//! (clap), kept here so that `bin/spindle.rs` only wires them.
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::config::{self, LoadConfig, Probe, Workload};
+use crate::duration::parse_duration;
+
+/// `spindle load WORKLOAD --target HOST:PORT`.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// What each connection does.
+    #[arg(value_enum)]
+    pub workload: WorkloadArg,
+
+    /// The server, as HOST:PORT (e.g. 127.0.0.1:1234).
+    #[arg(long, short = 't', value_name = "HOST:PORT")]
+    pub target: String,
+
+    /// Connections, duration, rate and the workloads' settings.
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+
+    /// Print the report as JSON (units in field names) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The settings `spindle load` and `spindle bench` share.
+#[derive(Args, Debug, Clone)]
+pub struct ShapeArgs {
+    /// Connections held open.
+    #[arg(long, short = 'c', default_value_t = 64, value_name = "N")]
+    pub connections: usize,
+
+    /// Measured run time (e.g. 10s, 500ms).
+    #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Run this long before measuring (requests in it are not counted).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Duration,
+
+    /// Event-loop threads the connections are spread over.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+
+    /// Open loop: send this many requests/s across all connections, and
+    /// measure latency from each request's intended send time. Closed loop
+    /// (each connection sends when its last reply arrived) without it.
+    #[arg(long, value_name = "REQUESTS_PER_SEC")]
+    pub rate: Option<f64>,
+
+    /// New connections per second while ramping up (0: all at once).
+    #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
+    pub connect_rate: f64,
+
+    /// Connect and response timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// echo: message size; chat: line size (bytes).
+    #[arg(long, default_value_t = super::echo::DEFAULT_SIZE, value_name = "BYTES")]
+    pub size: usize,
+
+    /// http: the path to GET.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+
+    /// http: one request per connection (`Connection: close`).
+    #[arg(long)]
+    pub no_keepalive: bool,
+
+    /// chat: how many of the connections send lines.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub senders: usize,
+
+    /// idle: probe latency on a few connections with echo or http requests.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub probe: Option<ProbeArg>,
+
+    /// idle: how many connections probe (with --probe).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub probes: usize,
+
+    /// idle: time between two probes of one connection.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub probe_interval: Duration,
+}
+
+/// The workloads, on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WorkloadArg {
+    /// Send --size bytes, wait for the whole echo, repeat.
+    Echo,
+    /// GET over keep-alive connections (--no-keepalive: one per connection).
+    Http,
+    /// Chat room: --senders send lines; delivered lines/s and latency.
+    Chat,
+    /// Open and hold connections; --probe a few of them.
+    Idle,
+}
+
+impl From<WorkloadArg> for Workload {
+    fn from(w: WorkloadArg) -> Workload {
+        match w {
+            WorkloadArg::Echo => Workload::Echo,
+            WorkloadArg::Http => Workload::Http,
+            WorkloadArg::Chat => Workload::Chat,
+            WorkloadArg::Idle => Workload::Idle,
+        }
+    }
+}
+
+/// What idle probes send.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProbeArg {
+    /// An echo message.
+    Echo,
+    /// An HTTP GET.
+    Http,
+}
+
+/// Resolves `HOST:PORT` to the first address it names.
+pub fn resolve(target: &str) -> Result<SocketAddr, String> {
+    target
+        .to_socket_addrs()
+        .map_err(|e| format!("--target {target:?}: {e} (expected HOST:PORT)"))?
+        .next()
+        .ok_or_else(|| format!("--target {target:?} names no address"))
+}
+
+impl ShapeArgs {
+    /// The run these settings describe, against `target` (`host` as typed).
+    pub fn config(&self, workload: Workload, target: SocketAddr, host: &str) -> LoadConfig {
+        let mut c = LoadConfig::new(workload, target);
+        c.host = host.to_string();
+        c.connections = self.connections;
+        c.threads = self.threads;
+        c.duration = self.duration;
+        c.warmup = self.warmup;
+        c.rate = self.rate;
+        c.connect_rate = (self.connect_rate > 0.0).then_some(self.connect_rate);
+        c.timeout = self.timeout;
+        c.size = self.size;
+        c.path = self.path.clone();
+        c.keepalive = !self.no_keepalive;
+        c.senders = self.senders;
+        c.probe = self.probe.map(|p| match p {
+            ProbeArg::Echo => Probe::Echo,
+            ProbeArg::Http => Probe::Http,
+        });
+        c.probes = if c.probe.is_some() {
+            self.probes.min(c.connections)
+        } else {
+            0
+        };
+        c.probe_interval = self.probe_interval;
+        c
+    }
+}
+
+impl LoadArgs {
+    /// The run asked for; the progress line shows only on a terminal.
+    pub fn config(&self) -> Result<LoadConfig, String> {
+        let target = resolve(&self.target)?;
+        let mut c = self
+            .shape
+            .config(self.workload.into(), target, &self.target);
+        c.progress = std::io::stderr().is_terminal();
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// `spindle bench SUITE`: serve, sweep connection counts, write results.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The suite: the protocol served and the matching workload (echo,
+    /// http or chat, where this build serves it).
+    pub suite: String,
+
+    /// A concurrency model to measure; repeat for several (default: every
+    /// model this build has).
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+
+    /// Connection counts to sweep, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,16,64,256,1024",
+        value_name = "N,N,..."
+    )]
+    pub connections: Vec<usize>,
+
+    /// A final point holding this many idle connections (probed with the
+    /// suite's requests) to measure memory per connection; 0 skips it.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub idle: usize,
+
+    /// Measured time per point.
+    #[arg(long, short = 'd', default_value = "3s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Warmup per point (the idle point adds its connection ramp).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Duration,
+
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+
+    /// Open loop at this many requests/s (closed loop without it).
+    #[arg(long, value_name = "REQUESTS_PER_SEC")]
+    pub rate: Option<f64>,
+
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
+    pub connect_rate: f64,
+
+    /// Where to write results.json, results.md and the SVG charts.
+    #[arg(long, default_value = "bench-results", value_name = "DIR")]
+    pub out: std::path::PathBuf,
+
+    /// An extra argument for `spindle serve` (repeat; e.g.
+    /// `--serve-arg=--workers=1024`).
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+}

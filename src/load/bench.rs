@@ -1,0 +1,708 @@
+//! `spindle bench`: serve a protocol on each concurrency model in a child
+//! `spindle serve` process, sweep connection counts against it with the
+//! load generator, sample the server's resources from `/proc` during each
+//! point, and write `results.json`, `results.md` and SVG charts.
+//!
+//! A point that fails (the server died, nothing succeeded) is recorded as
+//! failed and the sweep goes on; a dead server is restarted for the next
+//! point. Every point is bounded by its warmup, duration and timeouts.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::args::BenchArgs;
+use super::chart::{self, Series};
+use super::config::{LoadConfig, Probe, Workload};
+use super::errors::ErrorCount;
+use super::latency::LatencySummary;
+use super::procstat::{self, Sample};
+use super::stats::Fairness;
+use crate::catalog;
+use crate::engine::Model;
+
+/// How long a child server gets to log its port.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a child server gets to exit after SIGTERM before it is killed.
+pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time between two `/proc` samples during a point.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The listen backlog of bench servers: deep enough for the connection ramp.
+pub const BENCH_BACKLOG: u32 = 1024;
+
+/// Idle-point probes, and how often each probes.
+const IDLE_PROBES: usize = 4;
+const IDLE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The whole bench run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResults {
+    /// The suite (the protocol served).
+    pub suite: String,
+    /// The command that produced these results.
+    pub command: String,
+    /// CPUs online on this machine.
+    pub cpus: usize,
+    /// Measured time per point.
+    pub duration_sec: f64,
+    /// Warmup per point.
+    pub warmup_sec: f64,
+    /// `closed_loop` or `open_loop`.
+    pub mode: String,
+    /// Every point, model by model.
+    pub points: Vec<Point>,
+}
+
+/// One model at one connection count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// The concurrency model.
+    pub model: String,
+    /// The workload (`idle` for the idle point).
+    pub workload: String,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Whether the point produced numbers.
+    pub ok: bool,
+    /// Why not, if it failed.
+    pub failure: Option<String>,
+    /// Requests/s (idle: probes/s).
+    pub requests_per_sec: f64,
+    /// Request latency.
+    pub latency_us: LatencySummary,
+    /// Connections established.
+    pub connections_established: u64,
+    /// Connections open at the end.
+    pub connections_open_at_end: u64,
+    /// Requests per connection.
+    pub fairness: Fairness,
+    /// All errors.
+    pub errors_total: u64,
+    /// By kind.
+    pub errors: Vec<ErrorCount>,
+    /// What the server used.
+    pub server: ServerUse,
+}
+
+/// The server's resources during a point.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerUse {
+    /// Resident memory before the point.
+    pub rss_before_kib: u64,
+    /// Resident memory of the fresh server, before any point.
+    pub rss_at_start_kib: u64,
+    /// Highest resident memory during the point.
+    pub rss_max_kib: u64,
+    /// `(rss_max - rss_at_start) / connections open at the end`.
+    pub rss_per_connection_kib: Option<f64>,
+    /// Most threads during the point.
+    pub threads_max: u64,
+    /// CPU time used during the point.
+    pub cpu_sec: f64,
+    /// `cpu_sec` over the point's wall time, in percent of one core.
+    pub cpu_percent: f64,
+    /// Voluntary context switches during the point (all threads).
+    pub voluntary_context_switches: u64,
+    /// Involuntary context switches during the point (all threads).
+    pub involuntary_context_switches: u64,
+}
+
+/// The workload that exercises `suite`.
+fn workload_of(suite: &str) -> Result<Workload, String> {
+    let workload = match suite {
+        "echo" => Workload::Echo,
+        "http" => Workload::Http,
+        "chat" => Workload::Chat,
+        other => {
+            return Err(format!(
+                "no bench suite {other:?} (suites: echo, http, chat)"
+            ));
+        }
+    };
+    if !catalog::NAMES.contains(&suite) {
+        return Err(format!(
+            "this build cannot `spindle serve {suite}`, so it cannot bench it"
+        ));
+    }
+    Ok(workload)
+}
+
+/// The models asked for (default: all of them).
+fn models_of(names: &[String]) -> Result<Vec<Model>, String> {
+    if names.is_empty() {
+        return Ok(Model::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            Model::from_name(n).ok_or_else(|| {
+                let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model {n:?} (known: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// Checks the arguments (a usage error names the bad one).
+pub fn check(args: &BenchArgs) -> Result<(), String> {
+    workload_of(&args.suite)?;
+    models_of(&args.models)?;
+    if args.connections.contains(&0) {
+        return Err("--connections counts must be at least 1".into());
+    }
+    if args.duration.is_zero() {
+        return Err("--duration must be more than 0".into());
+    }
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Runs the bench. `exe` is the `spindle` binary to serve with; `command`
+/// is recorded in the results. `Err` for bad arguments (see [`check`]), too
+/// few file descriptors, or an output directory that cannot be written;
+/// failed points are in the results.
+pub fn run(args: &BenchArgs, exe: &Path, command: &str) -> Result<BenchResults, String> {
+    check(args)?;
+    let workload = workload_of(&args.suite)?;
+    let models = models_of(&args.models)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let biggest = args
+        .connections
+        .iter()
+        .copied()
+        .chain([args.idle])
+        .max()
+        .unwrap_or(1);
+    super::rlimit::ensure_open_files(biggest as u64 + super::rlimit::SPARE_FILES)?;
+    let mut points = Vec::new();
+    for model in models {
+        let mut server: Option<ServerProcess> = None;
+        let mut sweep: Vec<(Workload, usize)> =
+            args.connections.iter().map(|&c| (workload, c)).collect();
+        if args.idle > 0 {
+            sweep.push((Workload::Idle, args.idle));
+        }
+        for (w, connections) in sweep {
+            eprintln!(
+                "bench: {} {} on {model}, {connections} connections...",
+                args.suite,
+                w.name()
+            );
+            if server.as_mut().is_none_or(|s| !s.alive()) {
+                server = match ServerProcess::start(exe, &args.suite, model, &args.serve_args) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        eprintln!("bench:   failed: {e}");
+                        points.push(failed(model, w, connections, e));
+                        continue;
+                    }
+                };
+            }
+            let Some(s) = server.as_ref() else { continue };
+            let point = measure(args, s, model, workload, w, connections);
+            match &point.failure {
+                None => eprintln!(
+                    "bench:   {:.0} requests/s, p99 {:.1} us, {} errors, server {} KiB RSS, {} threads",
+                    point.requests_per_sec,
+                    point.latency_us.p99,
+                    point.errors_total,
+                    point.server.rss_max_kib,
+                    point.server.threads_max
+                ),
+                Some(f) => eprintln!("bench:   failed: {f}"),
+            }
+            points.push(point);
+        }
+        if let Some(s) = server {
+            s.stop();
+        }
+    }
+    let results = BenchResults {
+        suite: args.suite.clone(),
+        command: command.to_string(),
+        cpus: thread::available_parallelism().map_or(1, |n| n.get()),
+        duration_sec: args.duration.as_secs_f64(),
+        warmup_sec: args.warmup.as_secs_f64(),
+        mode: if args.rate.is_some() {
+            "open_loop"
+        } else {
+            "closed_loop"
+        }
+        .to_string(),
+        points,
+    };
+    write_outputs(&args.out, &results)?;
+    Ok(results)
+}
+
+fn failed(model: Model, w: Workload, connections: usize, why: String) -> Point {
+    Point {
+        model: model.name().to_string(),
+        workload: w.name().to_string(),
+        connections,
+        ok: false,
+        failure: Some(why),
+        requests_per_sec: 0.0,
+        latency_us: LatencySummary::default(),
+        connections_established: 0,
+        connections_open_at_end: 0,
+        fairness: Fairness::default(),
+        errors_total: 0,
+        errors: Vec::new(),
+        server: ServerUse::default(),
+    }
+}
+
+/// One point: the load run, with the server sampled throughout.
+fn measure(
+    args: &BenchArgs,
+    server: &ServerProcess,
+    model: Model,
+    suite: Workload,
+    w: Workload,
+    connections: usize,
+) -> Point {
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+    let mut config = LoadConfig::new(w, target);
+    config.connections = connections;
+    config.threads = args.threads.min(connections).max(1);
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    config.rate = args.rate;
+    config.connect_rate = (args.connect_rate > 0.0).then_some(args.connect_rate);
+    if w == Workload::Idle {
+        // The ramp happens in the warmup, so the whole measured time holds
+        // every connection.
+        let ramp = config.connect_rate.map_or(0.0, |r| connections as f64 / r);
+        config.warmup += Duration::from_secs_f64(ramp);
+        config.probe = match suite {
+            Workload::Http => Some(Probe::Http),
+            Workload::Echo => Some(Probe::Echo),
+            _ => None,
+        };
+        config.probes = if config.probe.is_some() {
+            IDLE_PROBES.min(connections)
+        } else {
+            0
+        };
+        config.probe_interval = IDLE_PROBE_INTERVAL;
+    }
+    let before = procstat::sample(server.pid()).unwrap_or_default();
+    let baseline = server.baseline_rss_kib;
+    let sampler = Sampler::start(server.pid());
+    let t0 = Instant::now();
+    let result = super::run(&config);
+    let wall = t0.elapsed().as_secs_f64();
+    let (max, last) = sampler.stop();
+    let mut point = failed(model, w, connections, String::new());
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            point.failure = Some(e);
+            return point;
+        }
+    };
+    let used = ServerUse {
+        rss_before_kib: before.rss_kib,
+        rss_at_start_kib: baseline,
+        rss_max_kib: max.rss_kib,
+        rss_per_connection_kib: (report.connections_open_at_end > 0).then(|| {
+            max.rss_kib.saturating_sub(baseline) as f64 / report.connections_open_at_end as f64
+        }),
+        threads_max: max.threads,
+        cpu_sec: (last.cpu_sec - before.cpu_sec).max(0.0),
+        cpu_percent: (last.cpu_sec - before.cpu_sec).max(0.0) / wall.max(1e-9) * 100.0,
+        voluntary_context_switches: last
+            .voluntary_context_switches
+            .saturating_sub(before.voluntary_context_switches),
+        involuntary_context_switches: last
+            .involuntary_context_switches
+            .saturating_sub(before.involuntary_context_switches),
+    };
+    point.ok = report.succeeded() && server.alive_now();
+    point.failure = if !server.alive_now() {
+        Some("the server exited during the point".to_string())
+    } else if !report.succeeded() {
+        Some(format!(
+            "nothing succeeded ({} errors)",
+            report.errors_total
+        ))
+    } else {
+        None
+    };
+    point.requests_per_sec = report.requests_per_sec;
+    point.latency_us = report.latency_us;
+    point.connections_established = report.connections_established;
+    point.connections_open_at_end = report.connections_open_at_end;
+    point.fairness = report.fairness;
+    point.errors_total = report.errors_total;
+    point.errors = report.errors;
+    point.server = used;
+    point
+}
+
+/// Samples a process every [`SAMPLE_INTERVAL`] on a thread of its own.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<(Sample, Sample)>>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name("spindle-bench-sampler".into())
+            .spawn(move || {
+                let mut max = Sample::default();
+                let mut last = Sample::default();
+                loop {
+                    if let Some(s) = procstat::sample(pid) {
+                        max.rss_kib = max.rss_kib.max(s.rss_kib);
+                        max.threads = max.threads.max(s.threads);
+                        last = s;
+                    }
+                    if flag.load(Ordering::SeqCst) {
+                        return (max, last);
+                    }
+                    // Sampling cadence, not synchronisation: stop() unparks us.
+                    thread::park_timeout(SAMPLE_INTERVAL);
+                }
+            })
+            .ok();
+        Sampler { stop, thread }
+    }
+
+    /// The peak RSS and threads, and the last sample (for CPU and switches).
+    fn stop(mut self) -> (Sample, Sample) {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take() {
+            Some(t) => {
+                t.thread().unpark();
+                t.join().unwrap_or_default()
+            }
+            None => (Sample::default(), Sample::default()),
+        }
+    }
+}
+
+/// A `spindle serve` child process.
+struct ServerProcess {
+    child: std::sync::Mutex<Child>,
+    pid: u32,
+    port: u16,
+    /// RSS once it listens, before any load.
+    baseline_rss_kib: u64,
+}
+
+impl ServerProcess {
+    fn start(
+        exe: &Path,
+        suite: &str,
+        model: Model,
+        extra: &[String],
+    ) -> Result<ServerProcess, String> {
+        let listen = format!("tcp:port=0:interface=127.0.0.1:backlog={BENCH_BACKLOG}");
+        let mut child = Command::new(exe)
+            .args(["serve", suite, "--listen", &listen, "--model", model.name()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let pid = child.id();
+        let Some(stderr) = child.stderr.take() else {
+            return Err("no stderr from the server".into());
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        // Reads the log to its end so the server never blocks on a full pipe;
+        // reports the port, or the last line if it exits first.
+        let reader = thread::Builder::new()
+            .name("spindle-bench-log".into())
+            .spawn(move || {
+                let mut sent = false;
+                let mut last = String::new();
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if !sent && let Some(port) = port_in(&line) {
+                        let _ = tx.send(Ok(port));
+                        sent = true;
+                    }
+                    last = line;
+                }
+                if !sent {
+                    let _ = tx.send(Err(last));
+                }
+            });
+        if let Err(e) = reader {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot start a log reader: {e}"));
+        }
+        let port = match rx.recv_timeout(SERVER_START_TIMEOUT) {
+            Ok(Ok(port)) => port,
+            Ok(Err(last)) => {
+                let _ = child.wait();
+                return Err(format!("the server exited at start: {last}"));
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the server logged no port within {SERVER_START_TIMEOUT:?}"
+                ));
+            }
+        };
+        Ok(ServerProcess {
+            child: std::sync::Mutex::new(child),
+            pid,
+            port,
+            baseline_rss_kib: procstat::sample(pid).map_or(0, |s| s.rss_kib),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn alive(&mut self) -> bool {
+        self.alive_now()
+    }
+
+    fn alive_now(&self) -> bool {
+        match self.child.lock() {
+            Ok(mut c) => matches!(c.try_wait(), Ok(None)),
+            Err(_) => false,
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited in time.
+    fn stop(self) {
+        let Ok(mut child) = self.child.into_inner() else {
+            return;
+        };
+        // SAFETY: kill takes no pointers; pid is our own child's.
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + SERVER_STOP_TIMEOUT;
+        while Instant::now() < end {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            thread::park_timeout(Duration::from_millis(20));
+        }
+        eprintln!("bench: the server did not stop within {SERVER_STOP_TIMEOUT:?}; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The port in a `... starting on PORT` log line.
+fn port_in(line: &str) -> Option<u16> {
+    let rest = &line[line.find(" starting on ")? + " starting on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Writes results.json, results.md, throughput.svg, p99.svg, memory.svg.
+fn write_outputs(dir: &Path, results: &BenchResults) -> Result<(), String> {
+    let write = |name: &str, text: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
+    write("results.json", &json)?;
+    write("results.md", &markdown(results))?;
+    let series = |f: &dyn Fn(&Point) -> Option<f64>, idle: bool| -> Vec<Series> {
+        let mut models: Vec<&str> = Vec::new();
+        for p in &results.points {
+            if !models.contains(&p.model.as_str()) {
+                models.push(&p.model);
+            }
+        }
+        models
+            .into_iter()
+            .map(|m| Series {
+                label: m.to_string(),
+                points: results
+                    .points
+                    .iter()
+                    .filter(|p| p.model == m && p.ok && (idle || p.workload != "idle"))
+                    .filter_map(|p| f(p).map(|v| (p.connections as f64, v)))
+                    .collect(),
+            })
+            .collect()
+    };
+    let suite = &results.suite;
+    chart::line_chart(
+        &dir.join("throughput.svg"),
+        &format!("{suite}: throughput"),
+        "requests/s",
+        &series(&|p| Some(p.requests_per_sec), false),
+    )?;
+    chart::line_chart(
+        &dir.join("p99.svg"),
+        &format!("{suite}: p99 latency"),
+        "p99 latency (us)",
+        &series(&|p| Some(p.latency_us.p99), false),
+    )?;
+    chart::line_chart(
+        &dir.join("memory.svg"),
+        &format!("{suite}: server memory per open connection"),
+        "RSS per connection (KiB)",
+        &series(&|p| p.server.rss_per_connection_kib, true),
+    )?;
+    Ok(())
+}
+
+/// The Markdown table of the results.
+pub fn markdown(r: &BenchResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# spindle bench {}\n", r.suite);
+    let _ = writeln!(s, "Command: `{}`\n", r.command);
+    let _ = writeln!(
+        s,
+        "{} CPUs, loopback; each point {:.1} s measured after {:.1} s warmup, {}. \
+         Latency in microseconds; server figures from /proc during the point.\n",
+        r.cpus,
+        r.duration_sec,
+        r.warmup_sec,
+        r.mode.replace('_', " ")
+    );
+    let _ = writeln!(
+        s,
+        "| model | workload | connections | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+    );
+    for p in &r.points {
+        if let Some(f) = &p.failure {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | failed: {} | | | | {} | | | | | | | |",
+                p.model,
+                p.workload,
+                p.connections,
+                f.replace('|', "/"),
+                p.errors_total
+            );
+            continue;
+        }
+        let per_conn = p
+            .server
+            .rss_per_connection_kib
+            .map_or("-".to_string(), |v| format!("{v:.1}"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
+            p.model,
+            p.workload,
+            p.connections,
+            p.requests_per_sec,
+            p.latency_us.p50,
+            p.latency_us.p99,
+            p.latency_us.p99_9,
+            p.errors_total,
+            p.fairness.requests_per_connection_min,
+            p.fairness.requests_per_connection_median,
+            p.fairness.requests_per_connection_max,
+            p.fairness.connections_without_service,
+            p.server.rss_max_kib as f64 / 1024.0,
+            per_conn,
+            p.server.threads_max,
+            p.server.cpu_percent,
+            p.server.voluntary_context_switches,
+            p.server.involuntary_context_switches
+        );
+    }
+    let errors: Vec<String> = r
+        .points
+        .iter()
+        .flat_map(|p| {
+            p.errors.iter().map(move |e| {
+                format!(
+                    "- {} {} at {} connections: {} {} (e.g. {})",
+                    p.model, p.workload, p.connections, e.count, e.kind, e.sample
+                )
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\nErrors:\n\n{}", errors.join("\n"));
+    }
+    let _ = writeln!(s, "\nCharts: throughput.svg, p99.svg, memory.svg.");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_and_models() {
+        assert_eq!(workload_of("echo"), Ok(Workload::Echo));
+        assert!(workload_of("gopher").unwrap_err().contains("gopher"));
+        assert_eq!(models_of(&[]).unwrap(), Model::ALL.to_vec());
+        assert_eq!(models_of(&["pool".to_string()]).unwrap(), vec![Model::Pool]);
+        assert!(
+            models_of(&["fork".to_string()])
+                .unwrap_err()
+                .contains("known: pool")
+        );
+    }
+
+    #[test]
+    fn port_from_the_log() {
+        assert_eq!(
+            port_in("2026-11-23 08:40:46+0000 [-] EchoFactory starting on 39253"),
+            Some(39253)
+        );
+        assert_eq!(port_in("Starting factory EchoFactory"), None);
+    }
+
+    #[test]
+    fn markdown_shows_points_and_failures() {
+        let mut ok = failed(Model::Pool, Workload::Echo, 16, String::new());
+        ok.failure = None;
+        ok.ok = true;
+        ok.requests_per_sec = 1234.4;
+        ok.server.rss_max_kib = 2048;
+        let bad = failed(
+            Model::Pool,
+            Workload::Idle,
+            10_000,
+            "the server exited | badly".into(),
+        );
+        let r = BenchResults {
+            suite: "echo".into(),
+            command: "spindle bench echo".into(),
+            cpus: 2,
+            duration_sec: 1.0,
+            warmup_sec: 0.5,
+            mode: "closed_loop".into(),
+            points: vec![ok, bad],
+        };
+        let md = markdown(&r);
+        assert!(md.contains("| pool | echo | 16 | 1234 |"), "{md}");
+        assert!(md.contains("| 2.0 |"), "{md}");
+        assert!(md.contains("failed: the server exited / badly"), "{md}");
+        assert!(md.contains("`spindle bench echo`"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The load generator (`spindle load`) and the benchmark runner
+//! (`spindle bench`).
+//!
+//! ## Brief overview
+//!
+//! * [`LoadConfig`]: what a run does — workload, target, connections,
+//!   threads, duration, warmup, open-loop `rate`.
+//! * [`run`]: opens the connections on `threads` mio event loops
+//!   (`driver.rs`), drives each with its workload's [`Client`] state machine
+//!   (`echo.rs`, `http.rs`, `chat.rs`; idle connections send nothing), and
+//!   returns a [`Report`].
+//! * [`Latency`]: HDR histograms, every sample recorded; [`Schedule`]: the
+//!   open-loop send times that latency is measured from (coordinated
+//!   omission); [`ErrorTally`]: errors by kind with a sample cause.
+//! * [`Report`]: text for people, JSON (units in field names) for machines.
+//! * [`bench`]: `spindle bench` — serve, sweep, sample `/proc`, write
+//!   `results.json`, `results.md` and SVG charts.
+//!
+//! ```no_run
+//! use spindle::load::{self, LoadConfig, Workload};
+//!
+//! let mut config = LoadConfig::new(Workload::Echo, "127.0.0.1:1234".parse()?);
+//! config.connections = 64;
+//! config.duration = std::time::Duration::from_secs(5);
+//! let report = load::run(&config)?;
+//! println!("{report}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub mod args;
+pub mod bench;
+mod chart;
+pub mod chat;
+mod client;
+pub mod config;
+mod driver;
+pub mod echo;
+pub mod errors;
+pub mod http;
+pub mod idle;
+pub mod latency;
+mod procstat;
+mod progress;
+pub mod report;
+pub mod rlimit;
+pub mod schedule;
+pub mod stats;
+mod timerfd;
+
+pub use client::{Client, Sink};
+pub use config::{LoadConfig, Probe, Workload};
+pub use errors::{ErrorKind, ErrorTally, Fault};
+pub use latency::{Latency, LatencySummary};
+pub use report::Report;
+pub use schedule::Schedule;
+pub use stats::{Fairness, Stats};
+
+use driver::{Clock, Driver, Progress};
+
+/// How often the progress line is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs `config` to the end and reports. Errors are only for what stops a
+/// run from starting (bad settings, too few file descriptors, a thread that
+/// cannot start); what goes wrong with connections is in the report.
+pub fn run(config: &LoadConfig) -> Result<Report, String> {
+    config.validate()?;
+    rlimit::ensure_open_files(config.connections as u64 + rlimit::SPARE_FILES)?;
+    let config = Arc::new(config.clone());
+    let start = Instant::now();
+    let clock = Clock {
+        start,
+        measure_from: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let progress = Arc::new(Progress::default());
+    let threads = config.threads.min(config.connections);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let clients: Vec<(usize, Box<dyn Client>)> = (t..config.connections)
+            .step_by(threads)
+            .map(|slot| (slot, client_for(&config, slot, start)))
+            .collect();
+        let driver = Driver::new(config.clone(), clock, clients, progress.clone())
+            .map_err(|e| format!("cannot create an event loop: {e}"))?;
+        let tx = done_tx.clone();
+        let handle = thread::Builder::new()
+            .name(format!("spindle-load-{t}"))
+            .spawn(move || {
+                let _ = tx.send(driver.run());
+            })
+            .map_err(|e| format!("cannot start a load thread: {e}"))?;
+        handles.push(handle);
+    }
+    drop(done_tx);
+    let mut line = config.progress.then(progress::ProgressLine::new);
+    let mut merged = Stats::default();
+    let mut failure = None;
+    let mut finished = 0;
+    while finished < threads {
+        match done_rx.recv_timeout(PROGRESS_INTERVAL) {
+            Ok(Ok(stats)) => {
+                merged.merge(&stats);
+                finished += 1;
+            }
+            Ok(Err(e)) => {
+                failure = Some(format!("a load thread failed: {e}"));
+                finished += 1;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Some(l) = line.as_mut() {
+                    l.draw(&clock, &progress);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                failure = Some("a load thread died".to_string());
+                break;
+            }
+        }
+    }
+    if let Some(l) = &line {
+        l.clear();
+    }
+    for h in handles {
+        if h.join().is_err() {
+            failure = Some("a load thread panicked".to_string());
+        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    Ok(Report::new(&config, &merged, config.duration.as_secs_f64()))
+}
+
+/// The workload's client for connection `slot`.
+fn client_for(config: &LoadConfig, slot: usize, epoch: Instant) -> Box<dyn Client> {
+    match config.workload {
+        Workload::Echo => Box::new(echo::EchoClient::new(config.size)),
+        Workload::Http => Box::new(http::HttpClient::new(
+            &config.host,
+            &config.path,
+            config.keepalive,
+            true,
+        )),
+        Workload::Chat => Box::new(chat::ChatClient::new(
+            slot,
+            epoch,
+            slot < config.senders,
+            config.size,
+        )),
+        Workload::Idle => {
+            let probing = slot < config.probes;
+            match config.probe {
+                Some(Probe::Http) if probing => Box::new(http::HttpClient::new(
+                    &config.host,
+                    &config.path,
+                    config.keepalive,
+                    true,
+                )),
+                Some(Probe::Echo) if probing => Box::new(echo::EchoClient::new(config.size)),
+                _ => Box::new(idle::SilentClient),
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! What one event-loop thread measured; the threads' stats are merged into
+//! one before the report is made.
+
+use serde::Serialize;
+
+use super::errors::ErrorTally;
+use super::latency::Latency;
+
+/// Counts and histograms of one thread (or, merged, of the run).
+#[derive(Clone, Default)]
+pub struct Stats {
+    /// Request latency; in open loop from the intended send time.
+    pub latency: Latency,
+    /// Open loop only: latency from the actual send time.
+    pub uncorrected: Latency,
+    /// Time from `connect()` to established.
+    pub connect: Latency,
+    /// Chat: time from a line's send to its arrival at each receiver.
+    pub delivery: Latency,
+    /// Failures by kind (the whole run, warmup included).
+    pub errors: ErrorTally,
+    /// Successful requests in the measured part.
+    pub requests: u64,
+    /// Requests each sending connection completed in the measured part.
+    pub per_connection: Vec<u64>,
+    /// Bytes written in the measured part.
+    pub bytes_sent: u64,
+    /// Bytes read in the measured part.
+    pub bytes_received: u64,
+    /// Connections established (the whole run).
+    pub connects: u64,
+    /// Chat: lines delivered in the measured part, over all receivers.
+    pub delivered: u64,
+    /// Connections open when the run ended.
+    pub open_at_end: u64,
+}
+
+impl Stats {
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Stats) {
+        self.latency.merge(&other.latency);
+        self.uncorrected.merge(&other.uncorrected);
+        self.connect.merge(&other.connect);
+        self.delivery.merge(&other.delivery);
+        self.errors.merge(&other.errors);
+        self.requests += other.requests;
+        self.per_connection.extend_from_slice(&other.per_connection);
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.connects += other.connects;
+        self.delivered += other.delivered;
+        self.open_at_end += other.open_at_end;
+    }
+}
+
+/// How evenly the server served the connections: requests per connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fairness {
+    /// Connections that send requests.
+    pub connections: u64,
+    /// Fewest requests any connection completed.
+    pub requests_per_connection_min: u64,
+    /// The median connection's requests.
+    pub requests_per_connection_median: u64,
+    /// Most requests any connection completed.
+    pub requests_per_connection_max: u64,
+    /// Connections that completed no request at all.
+    pub connections_without_service: u64,
+}
+
+impl Fairness {
+    /// From the requests each connection completed.
+    pub fn of(per_connection: &[u64]) -> Fairness {
+        if per_connection.is_empty() {
+            return Fairness::default();
+        }
+        let mut sorted = per_connection.to_vec();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        };
+        Fairness {
+            connections: n as u64,
+            requests_per_connection_min: sorted[0],
+            requests_per_connection_median: median,
+            requests_per_connection_max: sorted[n - 1],
+            connections_without_service: sorted.iter().take_while(|&&c| c == 0).count() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_starved_half_shows() {
+        // 128 connections, 64 served 100 times each, 64 never.
+        let mut per = vec![100u64; 64];
+        per.extend(vec![0u64; 64]);
+        let f = Fairness::of(&per);
+        assert_eq!(f.connections, 128);
+        assert_eq!(f.requests_per_connection_min, 0);
+        assert_eq!(f.requests_per_connection_median, 50);
+        assert_eq!(f.requests_per_connection_max, 100);
+        assert_eq!(f.connections_without_service, 64);
+    }
+
+    #[test]
+    fn odd_counts_and_empty() {
+        let f = Fairness::of(&[5, 1, 9]);
+        assert_eq!(
+            (
+                f.requests_per_connection_min,
+                f.requests_per_connection_median
+            ),
+            (1, 5)
+        );
+        assert_eq!(
+            (f.requests_per_connection_max, f.connections_without_service),
+            (9, 0)
+        );
+        assert_eq!(Fairness::of(&[]), Fairness::default());
+    }
+
+    #[test]
+    fn merge_adds_everything() {
+        let mut a = Stats {
+            requests: 3,
+            per_connection: vec![1, 2],
+            bytes_sent: 10,
+            ..Stats::default()
+        };
+        a.latency.record(1000);
+        let mut b = Stats {
+            requests: 4,
+            per_connection: vec![4],
+            bytes_sent: 5,
+            open_at_end: 1,
+            ..Stats::default()
+        };
+        b.latency.record(2000);
+        a.merge(&b);
+        assert_eq!(a.requests, 7);
+        assert_eq!(a.per_connection, vec![1, 2, 4]);
+        assert_eq!(a.bytes_sent, 15);
+        assert_eq!(a.open_at_end, 1);
+        assert_eq!(a.latency.count(), 2);
+    }
+}

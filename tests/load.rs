@@ -1,0 +1,571 @@
+//! `spindle load` against real servers on loopback: Spindle's own echo
+//! server, and small test-only HTTP and chat servers written below with
+//! std::net (the project's own HTTP and chat servers are on other
+//! branches), plus servers that reset, stall or refuse. Every run is short
+//! and bounded by its duration.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use spindle::load::{self, ErrorKind, LoadConfig, Probe, Workload};
+use spindle::protocols::echo;
+use spindle::{Endpoint, RunningServer, Server, ServerConfig};
+
+fn echo_server() -> RunningServer {
+    let mut server = Server::new(ServerConfig::default());
+    server
+        .listen(
+            &Endpoint::parse("tcp:port=0:interface=127.0.0.1:backlog=1024").unwrap(),
+            Arc::new(echo::factory()),
+        )
+        .unwrap();
+    server.spawn().unwrap()
+}
+
+fn config(
+    workload: Workload,
+    target: SocketAddr,
+    connections: usize,
+    duration_ms: u64,
+) -> LoadConfig {
+    let mut c = LoadConfig::new(workload, target);
+    c.connections = connections;
+    c.duration = Duration::from_millis(duration_ms);
+    c.timeout = Duration::from_secs(2);
+    c
+}
+
+/// Runs `config` and checks that it ended on time.
+fn run(config: &LoadConfig) -> load::Report {
+    let t0 = Instant::now();
+    let report = load::run(config).expect("the run starts");
+    let allowed = config.warmup + config.duration + Duration::from_secs(2);
+    assert!(t0.elapsed() < allowed, "the run took {:?}", t0.elapsed());
+    report
+}
+
+#[test]
+fn echo_closed_loop_bytes_match() {
+    let server = echo_server();
+    let mut c = config(Workload::Echo, server.tcp_addr(), 8, 500);
+    c.size = 100;
+    let r = run(&c);
+    assert!(r.requests > 0, "{r}");
+    assert_eq!(r.errors_total, 0, "{r}");
+    assert_eq!(r.connections_established, 8);
+    assert_eq!(r.connections_open_at_end, 8);
+    // Every completed request was a whole echo; what is left is at most
+    // one message in flight per connection.
+    assert!(r.received_bytes >= r.requests * 100, "{r}");
+    assert!(r.sent_bytes >= r.received_bytes, "{r}");
+    assert!(r.sent_bytes - r.received_bytes <= 8 * 100, "{r}");
+    assert_eq!(r.fairness.connections, 8);
+    assert_eq!(r.fairness.connections_without_service, 0, "{r}");
+    assert_eq!(r.latency_us.count, r.requests);
+    assert!(r.open_loop.is_none());
+    assert_eq!(r.connect_latency_us.count, 8);
+}
+
+#[test]
+fn echo_on_two_threads_with_warmup() {
+    let server = echo_server();
+    let mut c = config(Workload::Echo, server.tcp_addr(), 6, 400);
+    c.threads = 2;
+    c.warmup = Duration::from_millis(200);
+    let r = run(&c);
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    assert_eq!(r.fairness.connections, 6);
+    assert_eq!(r.warmup_sec, 0.2);
+}
+
+#[test]
+fn echo_open_loop_keeps_to_the_rate() {
+    let server = echo_server();
+    let mut c = config(Workload::Echo, server.tcp_addr(), 4, 500);
+    c.rate = Some(400.0);
+    let r = run(&c);
+    // 400/s for 0.5 s: at most 200 (+1 per connection for rounding).
+    assert!(r.requests > 0 && r.requests <= 204, "{r}");
+    let o = r.open_loop.as_ref().expect("open-loop section");
+    assert_eq!(o.requested_rate_per_sec, 400.0);
+    assert_eq!(o.uncorrected_latency_us.count, r.requests);
+    assert_eq!(o.corrected_latency_us.count, r.requests);
+    // Measured from the intended time, a request can only look slower.
+    assert!(
+        o.corrected_latency_us.max >= o.uncorrected_latency_us.max * 0.999,
+        "{r}"
+    );
+    assert_eq!(r.mode, "open_loop");
+}
+
+#[test]
+fn idle_holds_connections_and_probes_a_few() {
+    let server = echo_server();
+    let mut c = config(Workload::Idle, server.tcp_addr(), 40, 500);
+    c.probe = Some(Probe::Echo);
+    c.probes = 2;
+    c.probe_interval = Duration::from_millis(100);
+    let r = run(&c);
+    let idle = r.idle.as_ref().expect("idle section");
+    assert_eq!(idle.established, 40, "{r}");
+    assert_eq!(idle.held_at_end, 40, "{r}");
+    assert_eq!(
+        idle.refused + idle.reset + idle.timed_out + idle.closed,
+        0,
+        "{r}"
+    );
+    assert_eq!(r.fairness.connections, 2, "only probes send");
+    // Two probes every 100 ms for 0.5 s: at most 2 * 6.
+    assert!(r.requests > 0 && r.requests <= 12, "{r}");
+    assert!(r.succeeded());
+}
+
+#[test]
+fn idle_against_nothing_counts_refusals() {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // closed again: connections are refused
+    let r = run(&config(Workload::Idle, addr, 5, 200));
+    let idle = r.idle.as_ref().unwrap();
+    assert_eq!(idle.refused, 5, "{r}");
+    assert_eq!(idle.established, 0);
+    assert!(!r.succeeded());
+    let e = &r.errors[0];
+    assert_eq!(e.kind, ErrorKind::Refused);
+    assert!(e.sample.contains("connect"), "{}", e.sample);
+}
+
+/// A server that accepts and resets every connection (SO_LINGER 0), until
+/// told to stop.
+struct Resetter {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Resetter {
+    fn start() -> Resetter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                // Wait for the request, so the reset hits a request in flight.
+                let mut b = [0u8; 1];
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = conn.read(&mut b);
+                let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+            }
+        });
+        Resetter {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Resetter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_resetting_server_is_counted_as_resets() {
+    let server = Resetter::start();
+    let r = run(&config(Workload::Echo, server.addr, 2, 400));
+    assert_eq!(r.requests, 0, "{r}");
+    assert!(r.errors_total > 0, "{r}");
+    // An RST seen on read is a reset; one that lands as the peer's close
+    // before our read is reported as closed. Nothing else.
+    let resets = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Reset)
+        .map_or(0, |e| e.count);
+    assert!(resets > 0, "{r}");
+    assert!(
+        r.errors
+            .iter()
+            .all(|e| matches!(e.kind, ErrorKind::Reset | ErrorKind::Closed)),
+        "{r}"
+    );
+    assert!(!r.succeeded());
+}
+
+#[test]
+fn a_stalled_server_is_counted_as_timeouts() {
+    // Connections complete in the kernel's backlog; nobody ever answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = config(Workload::Echo, listener.local_addr().unwrap(), 2, 600);
+    c.timeout = Duration::from_millis(200);
+    let r = run(&c);
+    assert_eq!(r.requests, 0);
+    let timeouts = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Timeout)
+        .expect("timeouts");
+    assert!(timeouts.count >= 2, "{r}");
+    assert!(
+        timeouts.sample.contains("no response within"),
+        "{}",
+        timeouts.sample
+    );
+    drop(listener);
+}
+
+/// A test-only HTTP/1.1 server: `I am request #N` with Content-Length,
+/// keep-alive unless the request says `Connection: close`; optionally a
+/// broken response instead. Counts the responses it sent.
+struct TinyHttp {
+    addr: SocketAddr,
+    served: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl TinyHttp {
+    fn start(broken: bool) -> TinyHttp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, flag) = (served.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let count = count.clone();
+                thread::spawn(move || serve_http(conn, &count, broken));
+            }
+        });
+        TinyHttp {
+            addr,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TinyHttp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves one connection until the client closes (or 10 s of silence).
+fn serve_http(conn: TcpStream, count: &AtomicU64, broken: bool) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = conn.set_nodelay(true);
+    let mut writer = conn.try_clone().unwrap();
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut close = false;
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if first {
+                assert!(line.starts_with("GET / HTTP/1.1"), "{line}");
+                first = false;
+            }
+            close |= line.eq_ignore_ascii_case("connection: close\r\n");
+        }
+        let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+        let response = if broken {
+            "HTTP/1.1 200 OK\r\nContent-Length: banana\r\n\r\n".to_string()
+        } else {
+            let body = format!("I am request #{n}\n");
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if writer.write_all(response.as_bytes()).is_err() || close {
+            return;
+        }
+    }
+}
+
+#[test]
+fn http_keepalive_responses_all_count() {
+    let server = TinyHttp::start(false);
+    let r = run(&config(Workload::Http, server.addr, 4, 500));
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    assert_eq!(r.connections_established, 4, "keep-alive: no reconnections");
+    let served = server.served.load(Ordering::SeqCst);
+    // Everything we counted was served; the server may have answered at
+    // most one more per connection as the run ended.
+    assert!(
+        served >= r.requests && served <= r.requests + 4,
+        "served {served}\n{r}"
+    );
+    assert_eq!(r.fairness.connections_without_service, 0);
+}
+
+#[test]
+fn http_without_keepalive_reconnects_for_each_request() {
+    let server = TinyHttp::start(false);
+    let mut c = config(Workload::Http, server.addr, 2, 400);
+    c.keepalive = false;
+    let r = run(&c);
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    // One connection per request (plus the ones still open at the end).
+    assert!(r.connections_established >= r.requests, "{r}");
+    assert!(r.connections_established <= r.requests + 2 + 2, "{r}");
+}
+
+#[test]
+fn a_malformed_http_response_is_a_protocol_error() {
+    let server = TinyHttp::start(true);
+    let r = run(&config(Workload::Http, server.addr, 2, 300));
+    assert_eq!(r.requests, 0);
+    assert_eq!(r.errors.len(), 1, "{r}");
+    assert_eq!(r.errors[0].kind, ErrorKind::Protocol);
+    assert!(
+        r.errors[0].sample.contains("Content-Length"),
+        "{}",
+        r.errors[0].sample
+    );
+}
+
+/// A test-only chat room: a greeting, join notices, and every line
+/// broadcast as `<ip:port> line` to everyone. Stops accepting after
+/// `clients` connections.
+fn tiny_chat(clients: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let room: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+    thread::spawn(move || {
+        for conn in listener.incoming().take(clients) {
+            let Ok(mut conn) = conn else { continue };
+            let peer = conn.peer_addr().unwrap();
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut members = room.lock().unwrap();
+            let _ = write!(
+                conn,
+                "Welcome! {} here, /help for help\r\n",
+                members.len() + 1
+            );
+            for m in members.iter_mut() {
+                let _ = write!(m, "* {peer} joined\r\n");
+            }
+            members.push(conn.try_clone().unwrap());
+            drop(members);
+            let room = room.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { return };
+                    let msg = format!("<{peer}> {}\r\n", line.trim_end());
+                    for m in room.lock().unwrap().iter_mut() {
+                        let _ = m.write_all(msg.as_bytes());
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn chat_lines_reach_every_client() {
+    let addr = tiny_chat(6);
+    let mut c = config(Workload::Chat, addr, 6, 500);
+    c.senders = 2;
+    c.warmup = Duration::from_millis(100);
+    let r = run(&c);
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    let chat = r.chat.as_ref().expect("chat section");
+    // Each sent line comes back to its sender and goes to 5 others; lines
+    // in flight at either edge of the measured window blur this a little.
+    assert!(chat.lines_delivered >= r.requests, "{r}");
+    assert!(chat.lines_delivered <= (r.requests + 2) * 6, "{r}");
+    assert_eq!(chat.delivery_latency_us.count, chat.lines_delivered);
+    assert_eq!(r.fairness.connections, 2, "only senders count for fairness");
+}
+
+/// `spindle load` through the real binary.
+fn spindle_load(args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_spindle"))
+        .arg("load")
+        .args(args)
+        .output()
+        .expect("spindle runs")
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let server = util::Spindle::start(&["serve", "echo", "--listen", "tcp:0:interface=127.0.0.1"]);
+    let target = format!("127.0.0.1:{}", server.port_of("EchoFactory"));
+    let out = spindle_load(&[
+        "echo", "--target", &target, "-c", "4", "-d", "300ms", "--warmup", "0s", "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    for field in [
+        "workload",
+        "target",
+        "connections",
+        "threads",
+        "mode",
+        "duration_sec",
+        "warmup_sec",
+        "requests",
+        "requests_per_sec",
+        "latency_us",
+        "open_loop",
+        "connect_latency_us",
+        "connections_established",
+        "connections_open_at_end",
+        "sent_bytes",
+        "received_bytes",
+        "sent_bytes_per_sec",
+        "received_bytes_per_sec",
+        "fairness",
+        "errors_total",
+        "errors",
+        "chat",
+        "idle",
+        "warnings",
+    ] {
+        assert!(v.get(field).is_some(), "no {field} in {v}");
+    }
+    for p in [
+        "count", "min", "mean", "stdev", "p50", "p90", "p99", "p99_9", "p99_99", "max",
+    ] {
+        assert!(v["latency_us"][p].is_number(), "latency_us.{p} in {v}");
+    }
+    for f in [
+        "connections",
+        "requests_per_connection_min",
+        "requests_per_connection_median",
+        "requests_per_connection_max",
+        "connections_without_service",
+    ] {
+        assert!(v["fairness"][f].is_u64(), "fairness.{f} in {v}");
+    }
+    assert_eq!(v["workload"], "echo");
+    assert!(v["requests"].as_u64().unwrap() > 0);
+    // Open loop adds both latency sets.
+    let out = spindle_load(&[
+        "echo", "-t", &target, "-c", "2", "-d", "300ms", "--warmup", "0s", "--rate", "100",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert!(
+        v["open_loop"]["corrected_latency_us"]["p99"].is_number(),
+        "{v}"
+    );
+    assert!(
+        v["open_loop"]["uncorrected_latency_us"]["p99"].is_number(),
+        "{v}"
+    );
+    assert!(v["open_loop"]["requested_rate_per_sec"].is_number(), "{v}");
+}
+
+#[test]
+fn exit_codes_usage_and_nothing_succeeded() {
+    let out = spindle_load(&["echo", "--target", "nowhere", "-d", "100ms"]);
+    assert_eq!(out.status.code(), Some(2), "a bad target is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"));
+    let out = spindle_load(&["echo", "--target", "127.0.0.1:1", "-c", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let target = addr.to_string();
+    let out = spindle_load(&[
+        "echo", "--target", &target, "-c", "2", "-d", "200ms", "--warmup", "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "nothing succeeded");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no request succeeded"));
+}
+
+/// The counter in `I am request #N`, asked of the server once more.
+fn next_request_number(addr: SocketAddr) -> u64 {
+    let mut s = util::connect_addr(addr);
+    util::send(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8(util::read_to_end(&mut s)).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let n = text.rsplit('#').next().unwrap().trim();
+    n.parse()
+        .unwrap_or_else(|_| panic!("no counter in {text:?}"))
+}
+
+#[test]
+fn http_against_spindle_serve_http() {
+    let server = util::Spindle::start(&["serve", "http", "--listen", "tcp:0:interface=127.0.0.1"]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.port_of("Site")));
+    let r = run(&config(Workload::Http, addr, 4, 400));
+    assert!(r.requests > 0 && r.errors_total == 0, "{r}");
+    assert_eq!(r.fairness.connections_without_service, 0, "{r}");
+    // Every response was a 200 from the counter, which counted each once.
+    let n = next_request_number(addr);
+    assert!(
+        n > r.requests && n <= r.requests + 4 + 1,
+        "counter {n}\n{r}"
+    );
+    let mut c = config(Workload::Http, addr, 2, 300);
+    c.keepalive = false;
+    let r2 = run(&c);
+    assert!(r2.requests > 0 && r2.errors_total == 0, "{r2}");
+    let m = next_request_number(addr);
+    assert!(
+        m > n + r2.requests && m <= n + r2.requests + 2 + 1,
+        "counter {m}\n{r2}"
+    );
+    // Idle connections with HTTP probes.
+    let mut c = config(Workload::Idle, addr, 10, 300);
+    c.probe = Some(Probe::Http);
+    c.probes = 2;
+    c.probe_interval = Duration::from_millis(100);
+    let r3 = run(&c);
+    assert!(r3.requests > 0 && r3.errors_total == 0, "{r3}");
+    assert_eq!(r3.idle.as_ref().unwrap().held_at_end, 10, "{r3}");
+}
