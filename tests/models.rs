@@ -48,7 +48,30 @@ every_model!(
     welcome_greets_with_the_count: "welcome" "WelcomeFactory" &[],
     sigint_closes_idle_clients_and_exits_0: "echo" "EchoFactory" &[],
     only_the_pool_makes_a_client_wait_for_idle_ones: "echo" "EchoFactory" &["--workers", "4"],
+    http_counter_through_curl: "http" "Site" &[],
 );
+
+fn http_counter_through_curl(s: &mut Served) {
+    let url = format!("http://127.0.0.1:{}/", s.port);
+    let one = sh(&format!("curl -s --max-time 10 {url}"));
+    let two = sh(&format!("curl -s --max-time 10 {url} {url}"));
+    if s.model == "process" {
+        // Every connection has its own counter; curl's two requests share one.
+        assert_eq!(one, "I am request #1\n");
+        assert_eq!(two, "I am request #1\nI am request #2\n");
+        assert!(
+            s.spindle
+                .wait_for_log("Site shares state between connections")
+        );
+    } else {
+        assert_eq!(one, "I am request #1\n", "under {}", s.model);
+        assert_eq!(
+            two, "I am request #2\nI am request #3\n",
+            "under {}",
+            s.model
+        );
+    }
+}
 
 /// `--workers 4`, four idle clients, and a fifth that wants service: the
 /// pool's limit made visible (NOTES.md). Only the pool makes it wait; the
