@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spindle::catalog::{self, ProtocolOptions};
 use spindle::duration::{parse_duration, parse_optional_duration};
-use spindle::engine::{self, Model};
+use spindle::engine::{self, ChildCommand, Model};
 use spindle::http;
 use spindle::{Endpoint, Server, ServerConfig};
 
@@ -41,18 +41,47 @@ enum Command {
     /// Log in to an IMAP4 server and print a message's subject (the
     /// tutorial's IMAP client).
     ImapSubject(client_cmds::ImapSubjectArgs),
+    /// Internal: serve one connection, inherited as stdin/stdout, for
+    /// `--model process`.
+    #[command(hide = true)]
+    ServeOne(ServeOneArgs),
+}
+
+/// `spindle serve-one --one PROTOCOL --session N <the parent's serve
+/// arguments>`: what a `--model process` parent runs for each connection.
+#[derive(Args)]
+struct ServeOneArgs {
+    /// The protocol this process serves (the parent may serve `all`).
+    #[arg(long, value_name = "PROTOCOL")]
+    one: String,
+
+    /// The connection's session number on the parent's listening port.
+    #[arg(long, value_name = "N")]
+    session: u64,
+
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ModelArg {
     /// A bounded pool of worker threads, one connection per worker.
     Pool,
+    /// A new thread per connection; --max-connections is its only bound.
+    Thread,
+    /// A new spindle process per connection, inetd-style.
+    Process,
+    /// One thread running a non-blocking event loop (mio).
+    Reactor,
 }
 
 impl From<ModelArg> for Model {
     fn from(m: ModelArg) -> Model {
         match m {
             ModelArg::Pool => Model::Pool,
+            ModelArg::Thread => Model::Thread,
+            ModelArg::Process => Model::Process,
+            ModelArg::Reactor => Model::Reactor,
         }
     }
 }
@@ -109,9 +138,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = engine::DEFAULT_OUTBOUND_QUEUE, value_name = "N")]
     outbound_queue: usize,
 
-    /// Stack size of worker threads, in bytes.
-    #[arg(long, default_value_t = engine::DEFAULT_STACK_SIZE, value_name = "BYTES")]
-    stack_size: usize,
+    /// Stack size of worker and connection threads, in bytes. Default:
+    /// 262144 (256 KiB) for pool, 131072 (128 KiB) for thread, whose one
+    /// thread per connection must fit 10,000 connections.
+    #[arg(long, value_name = "BYTES")]
+    stack_size: Option<usize>,
 
     /// qotd: a file of quotes, one per line (default: built-in quotes).
     #[arg(long, value_name = "FILE")]
@@ -220,7 +251,9 @@ impl ServeArgs {
             write_timeout: self.write_timeout,
             grace: self.grace,
             outbound_queue: self.outbound_queue,
-            stack_size: self.stack_size,
+            stack_size: self
+                .stack_size
+                .unwrap_or_else(|| Model::from(self.model).default_stack_size()),
             ..ServerConfig::default()
         }
     }
@@ -312,15 +345,39 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         }
     }
     let mut server = Server::new(args.config());
+    let program = std::env::current_exe()
+        .map_err(|e| runtime(format!("cannot find the spindle executable: {e}")))?;
+    // A child of `--model process` re-reads this very command line.
+    let serve_args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .skip_while(|a| a != "serve")
+        .skip(1)
+        .collect();
     for (name, endpoint, factory) in plan {
+        let mut child_args = vec!["serve-one".to_string(), "--one".to_string(), name.clone()];
+        child_args.extend(serve_args.iter().cloned());
+        let child = ChildCommand {
+            program: program.clone(),
+            args: child_args,
+        };
         server
-            .listen(&endpoint, factory)
+            .listen_with_child(&endpoint, factory, child)
             .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
     }
     install_signal_handlers(server.stopper())?;
     server
         .run()
         .map_err(|e| runtime(format!("server failed: {e}")))
+}
+
+/// One connection of `--model process`, on the socket inherited as stdin.
+fn serve_one(args: &ServeOneArgs) -> Result<(), Failure> {
+    let factory =
+        catalog::build_factory(&args.one, &args.serve.protocol_options()).map_err(usage)?;
+    let stopper = spindle::Stopper::new();
+    install_signal_handlers(stopper.clone())?;
+    engine::serve_inherited(factory, args.serve.config(), stopper, args.session)
+        .map_err(|e| runtime(e.to_string()))
 }
 
 /// Runs a load and prints its report; exit 1 when nothing succeeded.
@@ -406,6 +463,7 @@ fn main() -> ExitCode {
     }));
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
+        Command::ServeOne(args) => serve_one(args),
         Command::Load(args) => load(args),
         Command::Bench(args) => bench(args),
         Command::Get(args) => client_cmds::get(args).map_err(runtime),

@@ -167,6 +167,14 @@ pub trait Factory: Send + Sync + 'static {
     fn busy_message(&self) -> Option<&[u8]> {
         None
     }
+
+    /// Whether this factory holds state that its connections share (a
+    /// count, a room, a rotation). Engines that cannot share memory between
+    /// connections (the process model) say so in the log when they serve
+    /// it: each connection then sees a fresh factory. Default: `false`.
+    fn shares_state(&self) -> bool {
+        false
+    }
 }
 
 /// A factory that builds protocols from a closure: the shortcut for

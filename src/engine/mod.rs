@@ -32,6 +32,13 @@
 //! * [`Model::Pool`] (`pool.rs`): a bounded pool of worker threads, one
 //!   connection per worker from accept to close, a bounded queue of
 //!   accepted connections in front. The default.
+//! * [`Model::Thread`] (`thread.rs`): a new thread per connection, the
+//!   same owner loop as a pool worker; `--max-connections` is its only
+//!   bound.
+//! * [`Model::Process`] (`process.rs`): a new `spindle` process per
+//!   connection, inetd-style, the socket as its stdin and stdout.
+//! * [`Model::Reactor`] (`reactor.rs`): one thread, non-blocking sockets
+//!   and a mio event loop; every callback of every connection runs on it.
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 
@@ -41,11 +48,15 @@ use std::time::Duration;
 mod acceptor;
 mod connection;
 mod pool;
+mod process;
+mod reactor;
 mod registry;
 mod server;
 mod stopper;
 mod stream;
+mod thread;
 
+pub use process::{ChildCommand, serve_inherited};
 pub use server::{RunningServer, Server};
 pub use stopper::Stopper;
 pub use stream::Stream;
@@ -56,22 +67,39 @@ pub enum Model {
     /// A bounded pool of threads, one connection per worker.
     #[default]
     Pool,
+    /// A new thread per connection, no pool.
+    Thread,
+    /// A new process per connection, inetd-style.
+    Process,
+    /// One thread running a non-blocking event loop.
+    Reactor,
 }
 
 impl Model {
     /// Every model, in the order the notes compare them.
-    pub const ALL: &'static [Model] = &[Model::Pool];
+    pub const ALL: &'static [Model] = &[Model::Pool, Model::Thread, Model::Process, Model::Reactor];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Model::Pool => "pool",
+            Model::Thread => "thread",
+            Model::Process => "process",
+            Model::Reactor => "reactor",
         }
     }
 
     /// The model called `name` on the command line.
     pub fn from_name(name: &str) -> Option<Model> {
         Model::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    /// The default stack size of this model's connection threads.
+    pub fn default_stack_size(self) -> usize {
+        match self {
+            Model::Thread => DEFAULT_THREAD_STACK_SIZE,
+            _ => DEFAULT_STACK_SIZE,
+        }
     }
 }
 
@@ -95,6 +123,10 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// Default stack size of worker threads.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Default stack size of the thread engine's connection threads: small,
+/// because one exists per open connection. 10,000 of them reserve 1.3 GB of
+/// address space but touch only the pages they use.
+pub const DEFAULT_THREAD_STACK_SIZE: usize = 128 * 1024;
 /// Default size of each connection's read buffer.
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
 /// Default time spent reading and discarding input after our FIN.

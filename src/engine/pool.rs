@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::connection::{ConnEnv, panic_message, serve};
+use super::connection::{ConnEnv, panic_message, serve_accepted};
 use super::registry::Registry;
 use super::server::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper, acceptor};
 use crate::log::ContextGuard;
 use crate::protocol::{Addr, Factory};
-use crate::transport::{ConnInfo, EngineHints};
+use crate::transport::EngineHints;
 
 /// An accepted connection waiting for a worker.
 struct Job {
@@ -198,38 +198,14 @@ fn worker(rx: &Receiver<Job>, shared: &Shared, done: &Sender<()>) {
 
 fn serve_job(job: Job, shared: &Shared) {
     let (factory, host) = &shared.factories[job.service];
-    let built = {
-        let _ctx = ContextGuard::enter(factory.name());
-        catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&job.peer)))
-    };
-    let protocol = match built {
-        Ok(Ok(p)) => p,
-        Ok(Err(refusal)) => {
-            let _ctx = ContextGuard::enter(factory.name());
-            log::info!(
-                "{} refused {}: {}",
-                factory.name(),
-                job.peer,
-                refusal.reason
-            );
-            if let Some(message) = refusal.message {
-                let mut stream = job.stream;
-                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = stream.write_all(&message);
-            }
-            return;
-        }
-        Err(payload) => {
-            log::error!("build_protocol panicked: {}", panic_message(&*payload));
-            return;
-        }
-    };
-    let info = ConnInfo {
-        peer: job.peer,
-        host: host.clone(),
-        session: job.session,
-    };
-    serve(job.stream, protocol, info, &shared.env);
+    serve_accepted(
+        job.stream,
+        job.peer,
+        job.session,
+        &**factory,
+        host,
+        &shared.env,
+    );
 }
 
 /// Wakes every idle connection, waits up to the grace period for workers to

@@ -5,7 +5,8 @@ use std::io;
 use std::sync::Arc;
 use std::thread;
 
-use super::{Model, ServerConfig, Stopper, pool};
+use super::process::ChildCommand;
+use super::{Model, ServerConfig, Stopper, pool, process, reactor, thread as thread_engine};
 use crate::endpoint::{Endpoint, Listener};
 use crate::log::ContextGuard;
 use crate::protocol::{Addr, Factory};
@@ -15,6 +16,8 @@ pub(crate) struct Service {
     pub listener: Listener,
     pub factory: Arc<dyn Factory>,
     pub host: Addr,
+    /// What serves one connection in a child process (the process model).
+    pub child: Option<ChildCommand>,
 }
 
 /// A server: bind its endpoints with [`Server::listen`], then
@@ -57,7 +60,24 @@ impl Server {
             listener,
             factory,
             host: host.clone(),
+            child: None,
         });
+        Ok(host)
+    }
+
+    /// As [`Server::listen`], and names the command that serves one
+    /// connection of this service in a child process, for
+    /// [`Model::Process`] (the other models ignore it).
+    pub fn listen_with_child(
+        &mut self,
+        endpoint: &Endpoint,
+        factory: Arc<dyn Factory>,
+        child: ChildCommand,
+    ) -> io::Result<Addr> {
+        let host = self.listen(endpoint, factory)?;
+        if let Some(service) = self.services.last_mut() {
+            service.child = Some(child);
+        }
         Ok(host)
     }
 
@@ -104,6 +124,9 @@ impl Server {
         }
         let result = match config.model {
             Model::Pool => pool::run(&services, Arc::new(config), &stopper),
+            Model::Thread => thread_engine::run(&services, Arc::new(config), &stopper),
+            Model::Process => process::run(&services, Arc::new(config), &stopper),
+            Model::Reactor => reactor::run(&services, Arc::new(config), &stopper),
         };
         for s in services {
             let label = match &s.listener {

@@ -97,6 +97,15 @@ impl AsRawFd for Stream {
     }
 }
 
+impl From<Stream> for std::os::fd::OwnedFd {
+    fn from(s: Stream) -> Self {
+        match s {
+            Stream::Tcp(s) => s.into(),
+            Stream::Unix(s) => s.into(),
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

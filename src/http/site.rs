@@ -63,6 +63,12 @@ impl Factory for Site {
         Ok(Box::new(self.channel()))
     }
 
+    /// A site's resource may hold state every connection shares (the web
+    /// counter does), so a site says it shares state.
+    fn shares_state(&self) -> bool {
+        true
+    }
+
     fn busy_message(&self) -> Option<&[u8]> {
         Some(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\

@@ -126,6 +126,11 @@ impl Factory for QotdFactory {
         "QOTDFactory"
     }
 
+    /// The rotation through the quotes is shared by every connection.
+    fn shares_state(&self) -> bool {
+        true
+    }
+
     fn build_protocol(&self, _peer: &Addr) -> Result<Box<dyn Protocol>, Refusal> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.quotes.len();
         Ok(Box::new(Qotd::new(self.quotes[i].clone())))

@@ -65,6 +65,11 @@ impl Factory for WelcomeFactory {
         "WelcomeFactory"
     }
 
+    /// The open-connection count is shared by every connection.
+    fn shares_state(&self) -> bool {
+        true
+    }
+
     fn build_protocol(&self, _peer: &Addr) -> Result<Box<dyn Protocol>, Refusal> {
         Ok(Box::new(Welcome {
             open: self.open.clone(),
