@@ -151,7 +151,10 @@ fn telnet_commands_never_reach_the_others() {
 
 #[test]
 fn a_client_leaving_mid_broadcast_disturbs_no_one() {
-    let server = Server::start("chat", &[]);
+    // Room for the whole burst in every inbox: this test is about the
+    // leaver, not the slow-consumer bound (with the default 1024, a receiver
+    // whose owner is descheduled while 2000 lines arrive is rightly dropped).
+    let server = Server::start("chat", &["--outbound-queue", "4096"]);
     let (sender, _) = join(&server);
     let mut others: Vec<Client> = (0..5).map(|_| join(&server).0).collect();
     let (leaver, _) = join(&server);
