@@ -32,6 +32,26 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     )
 }
 
+/// Makes `listener` non-blocking and registers it for readable events
+/// under `token`: shared by the thread engines' acceptor and the reactor.
+pub(crate) fn register_listener(
+    registry: &mio::Registry,
+    listener: &Listener,
+    token: Token,
+) -> io::Result<()> {
+    let fd = match listener {
+        Listener::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            l.as_raw_fd()
+        }
+        Listener::Unix(l, _) => {
+            l.set_nonblocking(true)?;
+            l.as_raw_fd()
+        }
+    };
+    registry.register(&mut SourceFd(&fd), token, Interest::READABLE)
+}
+
 /// Accepts on `listeners` until `stopper` fires, calling `on_accept` with
 /// the listener's index, the new (blocking) stream and its peer address.
 pub(crate) fn accept_loop(
@@ -43,18 +63,7 @@ pub(crate) fn accept_loop(
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     stopper.add_waker(waker);
     for (i, listener) in listeners.iter().enumerate() {
-        let fd = match listener {
-            Listener::Tcp(l) => {
-                l.set_nonblocking(true)?;
-                l.as_raw_fd()
-            }
-            Listener::Unix(l, _) => {
-                l.set_nonblocking(true)?;
-                l.as_raw_fd()
-            }
-        };
-        poll.registry()
-            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+        register_listener(poll.registry(), listener, Token(i))?;
     }
     let mut events = Events::with_capacity(64);
     let mut backoff = FIRST_BACKOFF;

@@ -527,18 +527,7 @@ pub(crate) fn run(
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     stopper.add_waker(waker.clone());
     for (i, s) in services.iter().enumerate() {
-        let fd = match &s.listener {
-            Listener::Tcp(l) => {
-                l.set_nonblocking(true)?;
-                l.as_raw_fd()
-            }
-            Listener::Unix(l, _) => {
-                l.set_nonblocking(true)?;
-                l.as_raw_fd()
-            }
-        };
-        poll.registry()
-            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+        super::acceptor::register_listener(poll.registry(), &s.listener, Token(i))?;
     }
     let (wake_tx, wake_rx) = crossbeam_channel::unbounded();
     let mut reactor = Reactor {
