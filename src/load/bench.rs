@@ -37,6 +37,11 @@ pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time between two `/proc` samples during a point.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long before the end of the measured window its closing sample is
+/// taken: early enough that no connection (and so no connection's thread
+/// or process, whose counters die with it) has closed yet.
+pub const END_SAMPLE_LEAD: Duration = Duration::from_millis(50);
+
 /// The listen backlog of bench servers: deep enough for the connection ramp.
 pub const BENCH_BACKLOG: u32 = 1024;
 
@@ -107,16 +112,26 @@ pub struct ServerUse {
     pub rss_max_kib: u64,
     /// `(rss_max - rss_at_start) / connections open at the end`.
     pub rss_per_connection_kib: Option<f64>,
-    /// Most threads during the point.
+    /// Most threads during the point (the server's and its children's).
     pub threads_max: u64,
-    /// CPU time used during the point.
+    /// Most processes during the point: 1, or the server and its children.
+    pub processes_max: u64,
+    /// The span between the two samples the CPU and context-switch figures
+    /// come from: the measured window, less [`END_SAMPLE_LEAD`].
+    pub sampled_sec: f64,
+    /// CPU time used in the sampled span (every thread and process).
     pub cpu_sec: f64,
-    /// `cpu_sec` over the point's wall time, in percent of one core.
+    /// `cpu_sec` over `sampled_sec`, in percent of one core.
     pub cpu_percent: f64,
-    /// Voluntary context switches during the point (all threads).
+    /// Server CPU time per request served, microseconds.
+    pub cpu_us_per_request: Option<f64>,
+    /// Voluntary context switches in the sampled span (every thread and
+    /// process).
     pub voluntary_context_switches: u64,
-    /// Involuntary context switches during the point (all threads).
+    /// Involuntary context switches in the sampled span.
     pub involuntary_context_switches: u64,
+    /// Both kinds of context switch per request served.
+    pub context_switches_per_request: Option<f64>,
 }
 
 /// The workload that exercises `suite`.
@@ -305,11 +320,12 @@ fn measure(
     }
     let before = procstat::sample(server.pid()).unwrap_or_default();
     let baseline = server.baseline_rss_kib;
-    let sampler = Sampler::start(server.pid());
-    let t0 = Instant::now();
-    let result = super::run(&config);
-    let wall = t0.elapsed().as_secs_f64();
-    let (max, last) = sampler.stop();
+    let (window_tx, window_rx) = crossbeam_channel::bounded(1);
+    let sampler = Sampler::start(server.pid(), window_rx);
+    let result = super::run_observed(&config, |w| {
+        let _ = window_tx.send(w);
+    });
+    let edges = sampler.stop();
     let mut point = failed(model, w, connections, String::new());
     let report = match result {
         Ok(r) => r,
@@ -318,22 +334,44 @@ fn measure(
             return point;
         }
     };
+    let (first, last) = edges.window.unwrap_or(((before, 0.0), (before, 0.0)));
+    let span = (last.1 - first.1).max(0.0);
+    let cpu_sec = (last.0.cpu_sec - first.0.cpu_sec).max(0.0);
+    let switches = |s: &Sample| s.voluntary_context_switches + s.involuntary_context_switches;
+    // Per request: the span's rate over the window's rate of requests.
+    let per_request = |amount: f64| {
+        (span > 0.0 && report.requests_per_sec > 0.0)
+            .then(|| amount / span / report.requests_per_sec)
+    };
     let used = ServerUse {
         rss_before_kib: before.rss_kib,
         rss_at_start_kib: baseline,
-        rss_max_kib: max.rss_kib,
+        rss_max_kib: edges.max.rss_kib,
         rss_per_connection_kib: (report.connections_open_at_end > 0).then(|| {
-            max.rss_kib.saturating_sub(baseline) as f64 / report.connections_open_at_end as f64
+            edges.max.rss_kib.saturating_sub(baseline) as f64
+                / report.connections_open_at_end as f64
         }),
-        threads_max: max.threads,
-        cpu_sec: (last.cpu_sec - before.cpu_sec).max(0.0),
-        cpu_percent: (last.cpu_sec - before.cpu_sec).max(0.0) / wall.max(1e-9) * 100.0,
+        threads_max: edges.max.threads,
+        processes_max: edges.max.processes,
+        sampled_sec: span,
+        cpu_sec,
+        cpu_percent: if span > 0.0 {
+            cpu_sec / span * 100.0
+        } else {
+            0.0
+        },
+        cpu_us_per_request: per_request(cpu_sec * 1e6),
         voluntary_context_switches: last
+            .0
             .voluntary_context_switches
-            .saturating_sub(before.voluntary_context_switches),
+            .saturating_sub(first.0.voluntary_context_switches),
         involuntary_context_switches: last
+            .0
             .involuntary_context_switches
-            .saturating_sub(before.involuntary_context_switches),
+            .saturating_sub(first.0.involuntary_context_switches),
+        context_switches_per_request: per_request(
+            switches(&last.0).saturating_sub(switches(&first.0)) as f64,
+        ),
     };
     point.ok = report.succeeded() && server.alive_now();
     point.failure = if !server.alive_now() {
@@ -358,47 +396,89 @@ fn measure(
     point
 }
 
-/// Samples a process every [`SAMPLE_INTERVAL`] on a thread of its own.
+/// What a [`Sampler`] saw: the peaks, and the samples at the measured
+/// window's edges with the seconds since the first was taken.
+struct Edges {
+    max: Sample,
+    window: Option<((Sample, f64), (Sample, f64))>,
+}
+
+/// Samples a process tree every [`SAMPLE_INTERVAL`] on a thread of its own
+/// for the peaks, and once at each edge of the measured window (the window
+/// arrives on a channel when the run starts).
 struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<(Sample, Sample)>>,
+    thread: Option<thread::JoinHandle<Edges>>,
 }
 
 impl Sampler {
-    fn start(pid: u32) -> Sampler {
+    fn start(pid: u32, window: crossbeam_channel::Receiver<super::Window>) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::Builder::new()
             .name("spindle-bench-sampler".into())
             .spawn(move || {
                 let mut max = Sample::default();
-                let mut last = Sample::default();
+                let mut known: Option<super::Window> = None;
+                let mut first: Option<(Sample, Instant)> = None;
+                let mut last: Option<(Sample, Instant)> = None;
                 loop {
+                    if known.is_none() {
+                        known = window.try_recv().ok();
+                    }
+                    let at = Instant::now();
                     if let Some(s) = procstat::sample(pid) {
                         max.rss_kib = max.rss_kib.max(s.rss_kib);
                         max.threads = max.threads.max(s.threads);
-                        last = s;
+                        max.processes = max.processes.max(s.processes);
+                        if let Some(w) = known {
+                            if first.is_none() && at >= w.measure_from {
+                                first = Some((s, at));
+                            } else if first.is_some()
+                                && last.is_none()
+                                && at + END_SAMPLE_LEAD >= w.end
+                            {
+                                last = Some((s, at));
+                            }
+                        }
                     }
                     if flag.load(Ordering::SeqCst) {
-                        return (max, last);
+                        let window = first.zip(last).map(|((a, ta), (b, tb))| {
+                            ((a, 0.0), (b, tb.duration_since(ta).as_secs_f64()))
+                        });
+                        return Edges { max, window };
                     }
-                    // Sampling cadence, not synchronisation: stop() unparks us.
-                    thread::park_timeout(SAMPLE_INTERVAL);
+                    // Sampling cadence, not synchronisation: stop() unparks
+                    // us. Wake exactly at the next edge of the window.
+                    let now = Instant::now();
+                    let next_edge = known.and_then(|w| match (first, last) {
+                        (None, _) => Some(w.measure_from),
+                        (Some(_), None) => Some(w.end.checked_sub(END_SAMPLE_LEAD)?),
+                        _ => None,
+                    });
+                    let wait = next_edge
+                        .map_or(SAMPLE_INTERVAL, |e| e.saturating_duration_since(now))
+                        .min(SAMPLE_INTERVAL);
+                    thread::park_timeout(wait);
                 }
             })
             .ok();
         Sampler { stop, thread }
     }
 
-    /// The peak RSS and threads, and the last sample (for CPU and switches).
-    fn stop(mut self) -> (Sample, Sample) {
+    /// The peaks and the window's edges.
+    fn stop(mut self) -> Edges {
         self.stop.store(true, Ordering::SeqCst);
+        let nothing = || Edges {
+            max: Sample::default(),
+            window: None,
+        };
         match self.thread.take() {
             Some(t) => {
                 t.thread().unpark();
-                t.join().unwrap_or_default()
+                t.join().unwrap_or_else(|_| nothing())
             }
-            None => (Sample::default(), Sample::default()),
+            None => nothing(),
         }
     }
 }
@@ -582,7 +662,9 @@ pub fn markdown(r: &BenchResults) -> String {
     let _ = writeln!(
         s,
         "{} CPUs, loopback; each point {:.1} s measured after {:.1} s warmup, {}. \
-         Latency in microseconds; server figures from /proc during the point.\n",
+         Latency in microseconds. Server figures from /proc, summed over the \
+         server and its child processes: memory and threads at their peak during the point, \
+         CPU and context switches between two samples at the edges of the measured window.\n",
         r.cpus,
         r.duration_sec,
         r.warmup_sec,
@@ -590,17 +672,17 @@ pub fn markdown(r: &BenchResults) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | workload | connections | open at the end | connecting at the end | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads | server CPU (% of a core) | context switches (vol. / invol.) |"
+        "| model | workload | connections | open at the end | connecting at the end | requests/s | p50 (us) | p99 (us) | p99.9 (us) | errors | requests per connection min / median / max | connections without service | server RSS max (MiB) | RSS per connection (KiB) | server threads / processes | server CPU (% of a core) | server CPU per request (us) | context switches per request |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &r.points {
         if let Some(f) = &p.failure {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | | | failed: {} | | | | {} | | | | | | | |",
+                "| {} | {} | {} | | | failed: {} | | | | {} | | | | | | | | |",
                 p.model,
                 p.workload,
                 p.connections,
@@ -613,9 +695,14 @@ pub fn markdown(r: &BenchResults) -> String {
             .server
             .rss_per_connection_kib
             .map_or("-".to_string(), |v| format!("{v:.1}"));
+        // Idle points serve a few probes: per request means nothing there.
+        let per_request = |v: Option<f64>, digits: usize| match v {
+            Some(v) if p.workload != "idle" => format!("{v:.digits$}"),
+            _ => "-".to_string(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} | {:.0} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} | {} | {:.1} | {} | {} / {} | {:.0} | {} | {} |",
             p.model,
             p.workload,
             p.connections,
@@ -633,9 +720,10 @@ pub fn markdown(r: &BenchResults) -> String {
             p.server.rss_max_kib as f64 / 1024.0,
             per_conn,
             p.server.threads_max,
+            p.server.processes_max,
             p.server.cpu_percent,
-            p.server.voluntary_context_switches,
-            p.server.involuntary_context_switches
+            per_request(p.server.cpu_us_per_request, 1),
+            per_request(p.server.context_switches_per_request, 3)
         );
     }
     let errors: Vec<String> = r

@@ -68,6 +68,22 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// run from starting (bad settings, too few file descriptors, a thread that
 /// cannot start); what goes wrong with connections is in the report.
 pub fn run(config: &LoadConfig) -> Result<Report, String> {
+    run_observed(config, |_| {})
+}
+
+/// When a run counts: from the end of the warmup to the end of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Counting starts (the warmup is over).
+    pub measure_from: Instant,
+    /// Counting stops; connections close after this.
+    pub end: Instant,
+}
+
+/// [`run`], telling `on_start` the measured window as the run starts, so
+/// that an observer (`spindle bench`'s `/proc` sampler) can read the server
+/// at the window's edges rather than around the whole run.
+pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Result<Report, String> {
     config.validate()?;
     rlimit::ensure_open_files(config.connections as u64 + rlimit::SPARE_FILES)?;
     let config = Arc::new(config.clone());
@@ -77,6 +93,10 @@ pub fn run(config: &LoadConfig) -> Result<Report, String> {
         measure_from: start + config.warmup,
         end: start + config.warmup + config.duration,
     };
+    on_start(Window {
+        measure_from: clock.measure_from,
+        end: clock.end,
+    });
     let progress = Arc::new(Progress::default());
     let threads = config.threads.min(config.connections);
     let (done_tx, done_rx) = crossbeam_channel::bounded(threads);
