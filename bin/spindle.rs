@@ -194,6 +194,13 @@ struct ServeArgs {
     /// cmd: how long `lastlog`'s `tail` may run before it is killed.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     lastlog_timeout: Duration,
+
+    /// cmd: hash files on the connection's owner instead of the blocking
+    /// pool. A teaching switch: under --model reactor one `comhash` of a
+    /// big file then stalls every client (NOTES.md, "Blocking work").
+    #[arg(long)]
+    comhash_inline: bool,
+
     /// http: request line plus headers beyond this get 431.
     #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
     max_header_bytes: usize,
@@ -271,6 +278,7 @@ impl ServeArgs {
             blocking_queue: Some(self.blocking_queue),
             delivery_timeout: Some(self.delivery_timeout),
             lastlog_timeout: Some(self.lastlog_timeout),
+            comhash_inline: self.comhash_inline,
             http: http::SiteConfig {
                 max_header_bytes: self.max_header_bytes,
                 max_headers: self.max_headers,

@@ -59,6 +59,9 @@ pub struct ProtocolOptions {
     pub delivery_timeout: Option<std::time::Duration>,
     /// cmd: how long `tail` may run (default [`cmd::LASTLOG_TIME_LIMIT`]).
     pub lastlog_timeout: Option<std::time::Duration>,
+    /// cmd: hash on the connection's owner, not the blocking pool (for
+    /// measuring what `defer_to_thread` saves; default off).
+    pub comhash_inline: bool,
     /// http: the web server's limits and keep-alive policy.
     pub http: crate::http::SiteConfig,
 }
@@ -155,6 +158,7 @@ fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
             .lastlog_timeout
             .unwrap_or(defaults.lastlog_time_limit),
         max_line_length: line_length(options)?,
+        comhash_inline: options.comhash_inline,
     };
     cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }

@@ -91,6 +91,11 @@ pub struct CmdConfig {
     /// The longest command line accepted, in bytes; a longer one is
     /// logged and the connection dropped (the line receiver's default).
     pub max_line_length: usize,
+    /// Hash on the connection's owner instead of the blocking pool: the
+    /// mistake `defer_to_thread` exists to avoid, kept as an option to
+    /// measure it (NOTES.md, "Blocking work"). Under the reactor, a hash
+    /// done inline stalls every connection until it is done.
+    pub comhash_inline: bool,
 }
 
 impl Default for CmdConfig {
@@ -101,6 +106,7 @@ impl Default for CmdConfig {
             max_clients: DEFAULT_MAX_CLIENTS,
             lastlog_time_limit: LASTLOG_TIME_LIMIT,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            comhash_inline: false,
         }
     }
 }
@@ -114,6 +120,7 @@ struct Shared {
     max_clients: usize,
     lastlog_time_limit: Duration,
     max_line_length: usize,
+    comhash_inline: bool,
     clients: AtomicUsize,
     pool: Arc<BlockingPool>,
 }
@@ -163,6 +170,18 @@ impl CmdProtocol {
 
     fn comhash(&mut self, path: &str, lines: &mut LineTransport<'_>) {
         let shared = self.shared().clone();
+        if shared.comhash_inline {
+            // Blocks this connection's owner (and, on the reactor, the
+            // loop) for the whole file: on purpose, see CmdConfig.
+            match comhash::hash_in_root_while(&shared.root, path, &|| true) {
+                Ok(hex) => lines.write(format!("File hash is : {hex}\n").as_bytes()),
+                Err(failure) => {
+                    log::info!("comhash failed: {failure}");
+                    lines.write(format!("An error occured: {failure}\n").as_bytes());
+                }
+            }
+            return;
+        }
         let root = shared.root.clone();
         let path = path.to_string();
         let here = Arc::downgrade(&self.here);
@@ -270,6 +289,7 @@ impl CmdFactory {
                 max_clients: config.max_clients,
                 lastlog_time_limit: config.lastlog_time_limit,
                 max_line_length: config.max_line_length,
+                comhash_inline: config.comhash_inline,
                 clients: AtomicUsize::new(0),
                 pool,
             }),
@@ -339,6 +359,10 @@ mod tests {
     }
 
     fn fixture(tag: &str, max_clients: usize) -> Fixture {
+        fixture_with(tag, max_clients, false)
+    }
+
+    fn fixture_with(tag: &str, max_clients: usize, comhash_inline: bool) -> Fixture {
         let dir = std::env::temp_dir().join(format!("spindle-cmd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -349,6 +373,7 @@ mod tests {
             log_file: dir.join("server.log"),
             root: dir.clone(),
             max_clients,
+            comhash_inline,
             ..CmdConfig::default()
         };
         let pool = Arc::new(BlockingPool::new(2, 8).unwrap());
@@ -414,6 +439,21 @@ mod tests {
         assert_eq!(
             output_until(&mut h, "\n"),
             "An error occured: ../../etc/passwd: outside the server's root directory\n"
+        );
+    }
+
+    #[test]
+    fn comhash_inline_answers_within_the_callback_in_every_chunking() {
+        let f = fixture_with("inline", 10, true);
+        let input = b"comhash abc.txt\r\ncomhash ../x\nhelp\n";
+        // No inbox run: inline means the answer is written by the callback.
+        let out = assert_same_for_every_chunking(|| receiver(&f), input);
+        assert_eq!(
+            String::from_utf8(out.output).unwrap(),
+            format!(
+                "File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\n\
+                 An error occured: ../x: outside the server's root directory\n{HELP}"
+            )
         );
     }
 
