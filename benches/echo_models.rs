@@ -13,49 +13,29 @@
 //! Clients and server share the machine's cores, as in every loopback
 //! benchmark: compare models within one run, not across machines.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use hdrhistogram::Histogram;
+use support::Served;
 
 const MESSAGE: usize = 64;
 /// How long a client waits for its first echo before it counts as not
 /// served (a pool client queued behind busy workers never gets one).
 const FIRST_ECHO: Duration = Duration::from_secs(20);
 
-fn start(model: &str, connections: usize) -> (Child, u16) {
+fn start(model: &str, connections: usize) -> Served {
     let max = (connections + 100).to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args([
-            "serve",
-            "echo",
-            "--model",
-            model,
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--grace",
-            "1s",
-            "--max-connections",
-            &max,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spindle starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("spindle logs its port").expect("text");
-        if let Some(rest) = line.split("EchoFactory starting on ").nth(1) {
-            break rest.trim().parse().expect("a port");
-        }
-    };
-    thread::spawn(move || for _ in lines {});
-    (child, port)
+    Served::start(
+        "echo",
+        &["--model", model, "--grace", "1s", "--max-connections", &max],
+    )
 }
 
 struct Outcome {
@@ -166,17 +146,13 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
     for model in models.split(',') {
         for &c in &conns {
-            let (mut child, port) = start(model, c);
-            let o = ping_pong(port, c, secs);
+            let server = start(model, c);
+            let o = ping_pong(server.port, c, secs);
             println!(
                 "| {model} | {c} | {:.0} | {} | {} | {} |",
                 o.rate, o.p50_us, o.p99_us, o.starved
             );
-            // SAFETY: signalling our own child.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGINT);
-            }
-            let _ = child.wait();
+            drop(server);
         }
     }
 }

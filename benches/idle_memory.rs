@@ -20,10 +20,13 @@
 //! Unless `SPINDLE_EXTRA` says otherwise, the pool gets `--workers N` so
 //! that it can hold N connections at all.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::Served;
 
 fn status_field(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -63,41 +66,15 @@ fn measure(pid: u32) -> (u64, u64, u64, usize) {
     (rss, pss, threads, pids.len())
 }
 
-fn start(model: &str, n: usize, extra: &[String]) -> (Child, u16) {
-    let mut args: Vec<String> = [
-        "serve",
-        "echo",
-        "--model",
-        model,
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-        "--grace",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+fn start(model: &str, n: usize, extra: &[String]) -> Served {
     let max = (n + 100).to_string();
-    args.extend(["--max-connections".to_string(), max]);
+    let workers = n.to_string();
+    let mut args = vec!["--model", model, "--grace", "2s", "--max-connections", &max];
     if model == "pool" && extra.is_empty() {
-        args.extend(["--workers".to_string(), n.to_string()]);
+        args.extend(["--workers", &workers]);
     }
-    args.extend(extra.iter().cloned());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spindle starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("spindle logs its port").expect("text");
-        if let Some(rest) = line.split("EchoFactory starting on ").nth(1) {
-            break rest.trim().parse().expect("a port");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    args.extend(extra.iter().map(String::as_str));
+    Served::start("echo", &args)
 }
 
 fn round_trip(s: &mut TcpStream) -> bool {
@@ -130,8 +107,8 @@ fn main() {
         } else {
             n
         };
-        let (mut child, port) = start(model, n, &extra);
-        let pid = child.id();
+        let server = start(model, n, &extra);
+        let (pid, port) = (server.pid(), server.port);
         // One connection first, so that lazily allocated state is counted
         // in the baseline rather than against the first idle connection.
         let mut warm = TcpStream::connect(("127.0.0.1", port)).expect("connects");
@@ -170,10 +147,6 @@ fn main() {
             per(pss0, pss1),
         );
         drop(conns);
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(pid as i32, libc::SIGINT);
-        }
-        let _ = child.wait();
+        drop(server);
     }
 }

@@ -520,3 +520,33 @@ fn an_overlong_command_line_drops_the_connection() {
     assert!(c.at_eof());
     assert!(s.wait_for_log("line too long"));
 }
+
+#[test]
+fn comhash_inline_answers_before_the_next_command_on_every_thread_model() {
+    // Inline, the hash is done inside the command's callback, so its answer
+    // always comes before the answer to the command after it (through the
+    // pool it may come after: see a_big_hash_does_not_stall_other_clients).
+    for model in ["pool", "thread", "reactor"] {
+        let scratch = Scratch::new(&format!("inline-{model}"));
+        std::fs::write(scratch.root().join("hello.txt"), "hello\n").unwrap();
+        let (_s, port) = serve(&scratch, &["--model", model, "--comhash-inline"]);
+        let mut c = Client::new(port);
+        c.send("comhash hello.txt\nhelp\ncomhash nope.txt\n");
+        assert_eq!(
+            c.line(),
+            "File hash is : f572d396fae9206628714fb2ce00f72e94f2258f\n",
+            "{model}"
+        );
+        assert_eq!(
+            c.line(),
+            "lastlog: show the last 10 lines of the server's log file\n"
+        );
+        for _ in 0..3 {
+            c.line();
+        }
+        assert!(
+            c.line().starts_with("An error occured: nope.txt"),
+            "{model}"
+        );
+    }
+}
