@@ -76,3 +76,55 @@ fn unknown_suite_or_model_is_a_usage_error() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("known: pool"));
 }
+
+#[test]
+fn connection_threads_and_child_processes_are_counted() {
+    // Their counters live in the connection's thread (thread model) or
+    // process (process model): the window's samples must see them.
+    for model in ["thread", "process"] {
+        let dir =
+            std::env::temp_dir().join(format!("spindle-bench-test-{model}-{}", std::process::id()));
+        let run = spindle_bench(&[
+            "echo",
+            "--model",
+            model,
+            "--connections",
+            "4",
+            "--idle",
+            "0",
+            "-d",
+            "500ms",
+            "--warmup",
+            "500ms",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{stderr}");
+        let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let p = &v["points"][0];
+        assert_eq!(p["ok"], true, "{p}");
+        let server = &p["server"];
+        // A closed-loop request wakes its blocked connection thread at
+        // least once; the old figures (main thread only) were about 0.
+        let switches = server["context_switches_per_request"].as_f64().unwrap();
+        assert!(
+            switches > 0.2,
+            "{model}: {switches} switches per request: {p}"
+        );
+        assert!(server["cpu_us_per_request"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(server["sampled_sec"].as_f64().unwrap() > 0.0, "{p}");
+        let (threads, processes) = (
+            server["threads_max"].as_u64().unwrap(),
+            server["processes_max"].as_u64().unwrap(),
+        );
+        if model == "process" {
+            assert!(processes >= 5, "the server and 4 children: {p}");
+        } else {
+            assert_eq!(processes, 1, "{p}");
+            assert!(threads >= 5, "4 connection threads and the acceptor: {p}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
