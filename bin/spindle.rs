@@ -116,9 +116,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = engine::DEFAULT_QUEUE, value_name = "Q")]
     queue: usize,
 
-    /// Open connections (served and waiting) beyond which new ones are refused.
-    #[arg(long, default_value_t = engine::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
-    max_connections: usize,
+    /// Open connections (served and waiting) beyond which new ones are
+    /// refused. Default 10,000; 1,000 under --model process (a process each).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 
     /// Close connections that send nothing for this long (e.g. 5m; off: never).
     #[arg(long, default_value = "off", value_parser = parse_optional_duration, value_name = "DURATION")]
@@ -253,7 +254,9 @@ impl ServeArgs {
             model: self.model.into(),
             workers: self.workers,
             queue: self.queue,
-            max_connections: self.max_connections,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| Model::from(self.model).default_max_connections()),
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
             grace: self.grace,

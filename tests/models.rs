@@ -246,6 +246,39 @@ fn every_model_is_offered_by_the_cli() {
 }
 
 #[test]
+fn each_model_logs_its_bounds_and_the_process_model_caps_lower() {
+    let expected = [
+        (
+            "pool",
+            "Model pool: 256 workers, 256 may wait, at most 10000 connections",
+        ),
+        (
+            "thread",
+            "Model thread: a thread per connection (128 KiB stacks), at most 10000 connections",
+        ),
+        (
+            "process",
+            "Model process: a process per connection, at most 1000 connections",
+        ),
+        (
+            "reactor",
+            "Model reactor: one event-loop thread, at most 10000 connections",
+        ),
+    ];
+    for (model, line) in expected {
+        let s = Served::start(model, "echo", "EchoFactory", &[]);
+        assert!(s.spindle.wait_for_log(line), "{model}: {}", s.spindle.log());
+    }
+    let s = Served::start(
+        "process",
+        "echo",
+        "EchoFactory",
+        &["--max-connections", "7"],
+    );
+    assert!(s.spindle.wait_for_log("at most 7 connections"));
+}
+
+#[test]
 fn process_model_runs_one_child_per_connection() {
     let s = Served::start("process", "echo", "EchoFactory", &[]);
     let pid = s.spindle.child.id();

@@ -94,6 +94,17 @@ impl Model {
         Model::ALL.iter().copied().find(|m| m.name() == name)
     }
 
+    /// The default cap on this model's open connections: a process per
+    /// connection costs about 0.5 MiB of memory of its own and three
+    /// threads (NOTES.md, section 2), so it gets a lower cap than the
+    /// models whose connections cost KiB.
+    pub fn default_max_connections(self) -> usize {
+        match self {
+            Model::Process => DEFAULT_PROCESS_MAX_CONNECTIONS,
+            _ => DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
     /// The default stack size of this model's connection threads.
     pub fn default_stack_size(self) -> usize {
         match self {
@@ -115,6 +126,9 @@ pub const DEFAULT_WORKERS: usize = 256;
 pub const DEFAULT_QUEUE: usize = 256;
 /// Default cap on open connections (served and queued).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default cap on open connections under the process model: one process
+/// each (about 0.5 GiB of memory and 3,000 threads at the cap).
+pub const DEFAULT_PROCESS_MAX_CONNECTIONS: usize = 1_000;
 /// Default time one blocked write may take before the connection is dropped.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time connections get to finish when the server stops.

@@ -122,6 +122,10 @@ impl Server {
                 s.listener.port_label()
             );
         }
+        {
+            let _ctx = ContextGuard::enter("-");
+            log::info!("{}", describe_model(&config));
+        }
         let result = match config.model {
             Model::Pool => pool::run(&services, Arc::new(config), &stopper),
             Model::Thread => thread_engine::run(&services, Arc::new(config), &stopper),
@@ -218,5 +222,27 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.stop_and_join();
+    }
+}
+
+/// The start-up log line naming the model and its bounds, so that whoever
+/// reads the log knows what limits are in force.
+fn describe_model(config: &ServerConfig) -> String {
+    let max = config.max_connections;
+    match config.model {
+        Model::Pool => format!(
+            "Model pool: {} workers, {} may wait, at most {max} connections",
+            config.workers, config.queue
+        ),
+        Model::Thread => format!(
+            "Model thread: a thread per connection ({} KiB stacks), at most {max} connections",
+            config.stack_size / 1024
+        ),
+        Model::Process => {
+            format!("Model process: a process per connection, at most {max} connections")
+        }
+        Model::Reactor => {
+            format!("Model reactor: one event-loop thread, at most {max} connections")
+        }
     }
 }
