@@ -5,42 +5,21 @@
 //!
 //! `cargo bench --bench connection_churn` (SPINDLE_CHURN sets the count).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+use support::{Served, status_field};
 
 fn main() {
     let total: usize = std::env::var("SPINDLE_CHURN")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(["serve", "echo", "--listen", "tcp:0:interface=127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spindle starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("spindle logs its port").expect("text");
-        if let Some(rest) = line.split("EchoFactory starting on ").nth(1) {
-            break rest.trim().parse().expect("a port");
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let pid = child.id();
+    let server = Served::start("echo", &[]);
+    let (pid, port) = (server.pid(), server.port);
     println!("| connections | server threads | server RSS (KiB) | connections/s |");
     println!("|---:|---:|---:|---:|");
     let mut window = Instant::now();
@@ -61,6 +40,5 @@ fn main() {
             window = Instant::now();
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

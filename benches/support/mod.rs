@@ -80,6 +80,36 @@ pub fn port_in(line: &str) -> Option<u16> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A `/proc/PID/status` field's number (`VmRSS:` in KiB, `Threads:`), 0
+/// if the process or the field is gone.
+pub fn status_field(pid: u32, field: &str) -> u64 {
+    number_after(&format!("/proc/{pid}/status"), field)
+}
+
+/// Proportional set size, KiB: shared pages divided among their sharers.
+pub fn pss_kib(pid: u32) -> u64 {
+    number_after(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+fn number_after(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The processes `pid`'s main thread started and that are alive.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// An environment knob, or its default.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
