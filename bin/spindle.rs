@@ -328,6 +328,12 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     } else {
         vec![args.protocol.as_str()]
     };
+    // The stop handler goes in before anything is bound or started: a
+    // Ctrl-C or SIGTERM during start-up then takes the graceful path
+    // (run() sees the stopper already fired) instead of being lost or
+    // killing the process half-started.
+    let mut server = Server::new(args.config());
+    install_signal_handlers(server.stopper())?;
     let options = args.protocol_options();
     let mut plan = Vec::new();
     for name in &names {
@@ -355,7 +361,6 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             plan.push((name.to_string(), endpoint, factory.clone()));
         }
     }
-    let mut server = Server::new(args.config());
     let program = std::env::current_exe()
         .map_err(|e| runtime(format!("cannot find the spindle executable: {e}")))?;
     // A child of `--model process` re-reads this very command line.
@@ -375,7 +380,6 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .listen_with_child(&endpoint, factory, child)
             .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
     }
-    install_signal_handlers(server.stopper())?;
     server
         .run()
         .map_err(|e| runtime(format!("server failed: {e}")))
@@ -463,7 +467,33 @@ fn install_signal_handlers(stopper: spindle::Stopper) -> Result<(), Failure> {
             std::process::exit(130);
         }
     })
-    .map_err(|e| runtime(format!("cannot install the signal handler: {e}")))
+    .map_err(|e| runtime(format!("cannot install the signal handler: {e}")))?;
+    unblock_stop_signals()
+}
+
+/// Unblocks the signals the stop handler catches (ctrlc's `termination`
+/// set: SIGINT, SIGTERM, SIGHUP). A signal mask is inherited across exec,
+/// so a supervisor that spawns us with them blocked would otherwise leave
+/// us deaf to them; and one sent before the handler existed, held pending
+/// by such a mask, is delivered now, to the handler.
+fn unblock_stop_signals() -> Result<(), Failure> {
+    // SAFETY: plain libc calls on a local, zero-initialised sigset_t.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(runtime(format!(
+            "cannot unblock the stop signals: {}",
+            std::io::Error::from_raw_os_error(rc)
+        )))
+    }
 }
 
 fn main() -> ExitCode {

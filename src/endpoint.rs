@@ -11,6 +11,14 @@
 //!
 //! Positional arguments come first; `\:` is a literal colon inside a value.
 //! A bare `1234` is refused, as Twisted refuses it: say `tcp:1234`.
+//!
+//! The listen backlog (`backlog=N`) defaults to [`DEFAULT_TCP_BACKLOG`]
+//! (1024) for `tcp:`/`tcp6:` (and so `ssl:`), *not* Twisted's 50: a load
+//! generator's ramp of thousands of connects a second overflows 50, and
+//! each overflowed client waits out a 1 s SYN retransmit. The kernel caps
+//! any backlog at `net.core.somaxconn`. `unix:` keeps Twisted's 50
+//! ([`DEFAULT_BACKLOG`]): a full Unix backlog makes a connect wait for room
+//! (or fail at once if non-blocking), with no retransmit stall.
 
 use std::fmt;
 use std::io;
@@ -23,8 +31,14 @@ use socket2::{Domain, Socket, Type};
 
 use crate::protocol::Addr;
 
-/// The listen backlog when an endpoint names none (Twisted's default).
+/// The listen backlog of a `unix:` endpoint that names none (Twisted's
+/// default for every endpoint).
 pub const DEFAULT_BACKLOG: i32 = 50;
+
+/// The listen backlog of a `tcp:`/`tcp6:` endpoint that names none. Above
+/// Twisted's 50 so that connection ramps do not overflow it (see the
+/// [module docs](self)); the kernel caps it at `net.core.somaxconn`.
+pub const DEFAULT_TCP_BACKLOG: i32 = 1024;
 
 /// The file mode of a Unix socket when an endpoint names none.
 pub const DEFAULT_UNIX_MODE: u32 = 0o666;
@@ -123,7 +137,7 @@ impl Endpoint {
                 } else {
                     Ipv4Addr::UNSPECIFIED.into()
                 };
-                let mut backlog = DEFAULT_BACKLOG;
+                let mut backlog = DEFAULT_TCP_BACKLOG;
                 let parse_port = |v: &str| {
                     v.parse::<u16>()
                         .map_err(|_| err(format!("port {v:?} is not a number from 0 to 65535")))
@@ -213,7 +227,7 @@ impl Endpoint {
         Endpoint::Tcp {
             port: 0,
             interface: Ipv4Addr::LOCALHOST.into(),
-            backlog: DEFAULT_BACKLOG,
+            backlog: DEFAULT_TCP_BACKLOG,
         }
     }
 
@@ -280,16 +294,30 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp {
-                port, interface, ..
+                port,
+                interface,
+                backlog,
             } => {
                 let kind = if interface.is_ipv6() { "tcp6" } else { "tcp" };
-                if interface.is_unspecified() {
-                    write!(f, "{kind}:{port}")
-                } else {
-                    write!(f, "{kind}:{port}:interface={interface}")
+                write!(f, "{kind}:{port}")?;
+                if !interface.is_unspecified() {
+                    // Colons in an IPv6 address are escaped, so the text
+                    // parses back.
+                    let text = interface.to_string().replace(':', "\\:");
+                    write!(f, ":interface={text}")?;
                 }
+                if *backlog != DEFAULT_TCP_BACKLOG {
+                    write!(f, ":backlog={backlog}")?;
+                }
+                Ok(())
             }
-            Endpoint::Unix { path, .. } => write!(f, "unix:{}", path.display()),
+            Endpoint::Unix { path, backlog, .. } => {
+                write!(f, "unix:{}", path.display())?;
+                if *backlog != DEFAULT_BACKLOG {
+                    write!(f, ":backlog={backlog}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -347,20 +375,25 @@ mod tests {
     fn tcp_forms() {
         assert_eq!(
             Endpoint::parse("tcp:1234").unwrap(),
-            tcp(1234, "0.0.0.0", 50)
+            tcp(1234, "0.0.0.0", 1024)
         );
-        assert_eq!(Endpoint::parse("tcp:0").unwrap(), tcp(0, "0.0.0.0", 50));
+        assert_eq!(Endpoint::parse("tcp:0").unwrap(), tcp(0, "0.0.0.0", 1024));
         assert_eq!(
             Endpoint::parse("tcp:port=1234:interface=127.0.0.1:backlog=7").unwrap(),
             tcp(1234, "127.0.0.1", 7)
         );
         assert_eq!(
             Endpoint::parse("tcp:80:interface=127.0.0.1").unwrap(),
-            tcp(80, "127.0.0.1", 50)
+            tcp(80, "127.0.0.1", 1024)
         );
         assert_eq!(
             Endpoint::parse("tcp6:80:interface=\\:\\:1").unwrap(),
-            tcp(80, "::1", 50)
+            tcp(80, "::1", 1024)
+        );
+        assert_eq!(
+            Endpoint::parse("tcp:80:backlog=50").unwrap(),
+            tcp(80, "0.0.0.0", 50),
+            "Twisted's default is still one option away"
         );
     }
 
@@ -403,9 +436,70 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["tcp:1234", "tcp:80:interface=127.0.0.1", "unix:/tmp/a.sock"] {
+        for s in [
+            "tcp:1234",
+            "tcp:80:interface=127.0.0.1",
+            "tcp:80:interface=127.0.0.1:backlog=50",
+            "tcp6:80:interface=\\:\\:1:backlog=7",
+            "unix:/tmp/a.sock",
+            "unix:/tmp/a.sock:backlog=1024",
+        ] {
             assert_eq!(Endpoint::parse(s).unwrap().to_string(), s);
         }
+        assert_eq!(
+            Endpoint::parse("tcp:port=1:backlog=1024")
+                .unwrap()
+                .to_string(),
+            "tcp:1"
+        );
+    }
+
+    /// The backlog the kernel applied to a listening TCP socket: Linux
+    /// reports it in `tcpi_sacked` of `TCP_INFO` on a listener.
+    fn kernel_backlog(l: &Listener) -> u32 {
+        use std::os::fd::AsRawFd;
+        let Listener::Tcp(l) = l else {
+            panic!("not TCP")
+        };
+        // SAFETY: getsockopt fills at most `len` bytes of a zeroed,
+        // plain-data struct that lives across the call.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                l.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        info.tcpi_sacked
+    }
+
+    #[test]
+    fn tcp_listeners_get_the_default_backlog_capped_by_somaxconn_or_the_one_named() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .expect("Linux: /proc/sys/net/core/somaxconn")
+            .trim()
+            .parse()
+            .expect("a number");
+        let default = Endpoint::parse("tcp:0:interface=127.0.0.1")
+            .unwrap()
+            .bind()
+            .unwrap();
+        assert_eq!(
+            kernel_backlog(&default),
+            (DEFAULT_TCP_BACKLOG as u32).min(somaxconn)
+        );
+        let named = Endpoint::parse("tcp:0:interface=127.0.0.1:backlog=7")
+            .unwrap()
+            .bind()
+            .unwrap();
+        assert_eq!(kernel_backlog(&named), 7);
+        let loopback = Endpoint::loopback_any_port().bind().unwrap();
+        assert_eq!(kernel_backlog(&loopback), kernel_backlog(&default));
     }
 
     #[test]

@@ -402,6 +402,14 @@ fn a_telnet_session_under_a_pty_with_ctrl_c() {
     telnet_session("ctrl-c");
 }
 
+/// `Ctrl-\` makes telnet send IAC BRK and IAC DO TIMING-MARK, then hide
+/// everything until the answer: the server's WONT TIMING-MARK must come,
+/// or the user sees nothing more.
+#[test]
+fn a_telnet_session_under_a_pty_goes_on_after_ctrl_backslash() {
+    telnet_session("ctrl-backslash");
+}
+
 #[test]
 fn zero_limits_are_usage_errors() {
     for (flag, protocol) in [

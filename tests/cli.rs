@@ -330,3 +330,33 @@ fn a_second_sigint_exits_at_once() {
     s.signal(libc::SIGINT);
     assert_eq!(s.wait_exit(DEADLINE), Some(130), "log:\n{}", s.log());
 }
+
+/// The listen backlog a `--listen` endpoint got, from `ss` (a listener's
+/// Send-Q column is its backlog).
+fn listen_backlog(port: u16) -> u32 {
+    let out = sh(&format!("ss -Hltn 'sport = :{port}'"));
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert!(fields.len() >= 3, "ss said {out:?}");
+    fields[2].parse().expect("a Send-Q number")
+}
+
+#[test]
+fn tcp_endpoints_listen_with_a_1024_backlog_unless_told() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("Linux: /proc/sys/net/core/somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    let s = serve("echo", &[]);
+    assert_eq!(
+        listen_backlog(s.port_of("EchoFactory")),
+        1024.min(somaxconn)
+    );
+    let s = Spindle::start(&[
+        "serve",
+        "echo",
+        "--listen",
+        "tcp:0:interface=127.0.0.1:backlog=50",
+    ]);
+    assert_eq!(listen_backlog(s.port_of("EchoFactory")), 50);
+}

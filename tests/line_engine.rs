@@ -75,7 +75,8 @@ fn telnet_commands_cut_across_writes_never_reach_the_handler_and_quit_stops_the_
     ] {
         send(&mut s, piece);
     }
-    let expected = b"you said: hello\r\nyou said: ff=\xff!\r\n";
+    // DO ECHO is refused (WONT ECHO) where it came, before the first line.
+    let expected = b"\xff\xfc\x01you said: hello\r\nyou said: ff=\xff!\r\n";
     assert_eq!(read_n(&mut s, expected.len()), expected);
     send(&mut s, b"one\nquit\r\nnever\r\n");
     assert_eq!(read_to_end(&mut s), b"you said: one\r\nbye\r\n");

@@ -77,9 +77,14 @@
 //!   `extra` (bytes the raw handler did not use) is framed as lines before
 //!   anything received after it. No byte is lost or delivered twice.
 //! * **Telnet** ([`LineConfig::telnet`], on in [`LineConfig::lenient`]):
-//!   commands are removed before framing (see [`super::telnet`]), and
-//!   `IAC IP` (Ctrl-C) calls `telnet_interrupt`, whose default closes the
-//!   connection politely (a flushed close, not a reset).
+//!   commands are removed before framing (see [`super::telnet`]), option
+//!   negotiations are refused in their place in the stream (`DO x` gets
+//!   `WONT x`, `WILL x` gets `DONT x`, as Twisted's telnet does; so a
+//!   client's `DO TIMING-MARK` after Ctrl-C is answered and its terminal
+//!   shows output again), and `IAC IP` (Ctrl-C) calls `telnet_interrupt`,
+//!   whose default closes the connection politely (a flushed close, not a
+//!   reset). Twisted's telnet ignores `IAC IP`; a user pressing Ctrl-C
+//!   expects to get out (RFC 854: "interrupt, abort, or terminate").
 //!
 //! # Reaching the handler from timers and other threads
 //!
@@ -199,8 +204,8 @@ pub struct LineConfig {
     /// The longest line accepted, delimiter excluded (default
     /// [`DEFAULT_MAX_LINE_LENGTH`]).
     pub max_length: usize,
-    /// Remove telnet commands before framing and report Ctrl-C (default
-    /// off; on in [`LineConfig::lenient`]).
+    /// Remove telnet commands before framing, refuse option negotiations
+    /// and report Ctrl-C (default off; on in [`LineConfig::lenient`]).
     pub telnet: bool,
 }
 
@@ -523,6 +528,8 @@ pub struct LineReceiver<H> {
     telnet: Option<TelnetFilter>,
     /// Reused output of the telnet filter.
     filtered: Vec<u8>,
+    /// The telnet filter's answer to a negotiation, sent in its place.
+    replies: Vec<u8>,
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -548,6 +555,7 @@ impl<H: LineHandler> LineReceiver<H> {
             buf: Vec::new(),
             scan: 0,
             filtered: Vec::new(),
+            replies: Vec::new(),
         }
     }
 
@@ -678,10 +686,16 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             };
             let mut clean = std::mem::take(&mut self.filtered);
             clean.clear();
-            let filtered = telnet.filter(rest, &mut clean);
+            self.replies.clear();
+            let filtered = telnet.filter_answering(rest, &mut clean, &mut self.replies);
             rest = &rest[filtered.consumed..];
             self.feed(&clean, transport);
             self.filtered = clean;
+            // The answer goes after whatever the data before it produced
+            // (RFC 860's "appropriate place" for a timing mark).
+            if !self.replies.is_empty() && !transport.is_disconnecting() {
+                transport.write(&self.replies);
+            }
             if filtered.interrupt && !transport.is_disconnecting() {
                 self.with_handler(transport, |h, lines| h.telnet_interrupt(lines));
             }

@@ -381,7 +381,8 @@ const TELNET_INPUT: &[u8] = b"\xff\xfd\x03\xff\xfb\x18he\xff\xfa\x18\x00xterm\xf
 #[test]
 fn telnet_commands_are_removed_at_every_split_and_iac_iac_is_ff() {
     let out = assert_same_for_every_chunking(lenient, TELNET_INPUT);
-    assert_eq!(out.output, b"<hello><ff:\xff>");
+    // DO SGA and WILL TTYPE are refused in their place: WONT SGA, DONT TTYPE.
+    assert_eq!(out.output, b"\xff\xfc\x03\xff\xfe\x18<hello><ff:\xff>");
     assert_eq!(out.closing, Closing::No);
 }
 
@@ -389,6 +390,56 @@ fn telnet_commands_are_removed_at_every_split_and_iac_iac_is_ff() {
 fn telnet_interrupt_closes_politely_after_earlier_lines() {
     let out = assert_same_for_every_chunking(lenient, b"one\r\ntw\xff\xf4o\r\nthree\r\n");
     assert_eq!(text(&out.output), "<one>");
+    assert_eq!(out.closing, Closing::Lose);
+}
+
+#[test]
+fn negotiations_are_refused_after_the_lines_before_them() {
+    // DO TIMING-MARK (after a BRK, as telnet sends for Ctrl-\), WILL NAWS,
+    // and WONT/DONT, which are already so and get no answer.
+    let input = b"one\r\nt\xff\xf3\xff\xfd\x06wo\r\n\xff\xfb\x1f\xff\xfc\x06\xff\xfe\x01three\r\n";
+    let out = assert_same_for_every_chunking(lenient, input);
+    assert_eq!(
+        out.output,
+        b"<one>\xff\xfc\x06<two>\xff\xfe\x1f<three>".as_slice()
+    );
+    assert_eq!(out.closing, Closing::No);
+}
+
+#[test]
+fn a_kept_connection_answers_the_timing_mark_after_ctrl_c() {
+    // What telnet sends for Ctrl-C: IAC IP IAC DO TM. A handler that keeps
+    // the connection gets its interrupt hook, then the answer goes out, so
+    // the client stops discarding output.
+    struct Stubborn;
+    impl LineHandler for Stubborn {
+        fn line_received(&mut self, line: &[u8], lines: &mut LineTransport<'_>) {
+            lines.send_line(line);
+        }
+        fn telnet_interrupt(&mut self, lines: &mut LineTransport<'_>) {
+            lines.send_line(b"^C");
+        }
+    }
+    let out = assert_same_for_every_chunking(
+        || LineReceiver::with_config(Stubborn, LineConfig::lenient()),
+        b"a\r\n\xff\xf4\xff\xfd\x06b\r\n",
+    );
+    assert_eq!(out.output, b"a\r\n^C\r\n\xff\xfc\x06b\r\n");
+}
+
+#[test]
+fn ctrl_c_closes_before_the_timing_mark_is_answered() {
+    // The default interrupt closes: nothing after IAC IP is read, and the
+    // closing connection ends the client's wait for the answer.
+    let out = assert_same_for_every_chunking(lenient, b"one\r\n\xff\xf4\xff\xfd\x06two\r\n");
+    assert_eq!(text(&out.output), "<one>");
+    assert_eq!(out.closing, Closing::Lose);
+}
+
+#[test]
+fn a_handler_closing_on_a_line_sends_no_answer_after_it() {
+    let out = assert_same_for_every_chunking(lenient, b"quit\r\n\xff\xfd\x06");
+    assert_eq!(text(&out.output), "<quit>");
     assert_eq!(out.closing, Closing::Lose);
 }
 

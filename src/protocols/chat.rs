@@ -433,6 +433,31 @@ mod tests {
     }
 
     #[test]
+    fn telnet_timing_mark_is_refused_in_its_place_in_every_chunking() {
+        // Ctrl-\ in telnet: IAC BRK IAC DO TIMING-MARK, which must be
+        // answered or the client discards our output for good.
+        let input: &[u8] = b"/who\r\n\xff\xf3\xff\xfd\x06/who\r\n\xff\xfb\x1f/quit\r\n";
+        let out = assert_same_for_every_chunking(|| chat(&room()), input);
+        let expected = [
+            format!("* welcome, {ME}: 1 here (you included); /help lists the commands\r\n")
+                .as_bytes(),
+            format!("* 1 here: {ME}\r\n").as_bytes(),
+            b"\xff\xfc\x06", // WONT TIMING-MARK
+            format!("* 1 here: {ME}\r\n").as_bytes(),
+            b"\xff\xfe\x1f", // DONT NAWS
+            b"* bye\r\n",
+        ]
+        .concat();
+        assert_eq!(
+            out.output,
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(&out.output)
+        );
+        assert_eq!(out.closing, Closing::Lose);
+    }
+
+    #[test]
     fn broadcasts_reach_both_in_one_order() {
         let room = room();
         let mut a = Harness::new(chat(&room));

@@ -164,6 +164,26 @@ impl Client {
         }
     }
 
+    /// The next `n` bytes, whatever they are (telnet answers); fails the
+    /// test if they do not come within PATIENCE.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + PATIENCE;
+        while self.buf.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "only {:?} of {n} bytes came", self.buf);
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("EOF after {:?}, wanted {n} bytes", self.buf),
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// The next line; fails the test if none comes.
     pub fn line(&mut self) -> String {
         self.line_within(PATIENCE).expect("a line from the server")

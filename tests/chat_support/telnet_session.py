@@ -2,7 +2,11 @@
 would: see the greeting, type a line, see it come back named by its
 sender, then leave with /quit (or Ctrl-C). Every wait has a deadline.
 
-usage: telnet_session.py PORT [quit|ctrl-c]
+usage: telnet_session.py PORT [quit|ctrl-c|ctrl-backslash]
+
+ctrl-backslash: Ctrl-\\ makes telnet send IAC BRK (or ABORT) and
+IAC DO TIMING-MARK, then discard all output until the server answers the
+timing mark; the session must go on (a typed line comes back) before /quit.
 """
 import os, pty, re, select, sys, time
 
@@ -37,6 +41,12 @@ def expect(pattern, timeout=15.0):
 expect(rb"\* welcome, 127\.0\.0\.1:\d+: \d+ here \(you included\); /help lists the commands\r\n")
 os.write(fd, b"hello from telnet\r")
 expect(rb"<127\.0\.0\.1:\d+> hello from telnet\r\n")
+if action == "ctrl-backslash":
+    os.write(fd, b"\x1c")
+    # The answer to the timing mark is what lets this through.
+    os.write(fd, b"still here\r")
+    expect(rb"<127\.0\.0\.1:\d+> still here\r\n")
+    action = "quit"
 if action == "quit":
     os.write(fd, b"/quit\r")
     expect(rb"\* bye\r\n")

@@ -427,6 +427,18 @@ mod tests {
     }
 
     #[test]
+    fn telnet_timing_mark_is_refused_in_its_place_and_ctrl_c_closes() {
+        let f = fixture("telnet", 10);
+        // Ctrl-\ in telnet: IAC BRK IAC DO TIMING-MARK; then Ctrl-C.
+        let input = b"help\r\n\xff\xf3\xff\xfd\x06nope\r\n\xff\xf4\xff\xfd\x06help\r\n";
+        let out = assert_same_for_every_chunking(|| receiver(&f), input);
+        let mut expected = HELP.as_bytes().to_vec();
+        expected.extend_from_slice(b"\xff\xfc\x06Command not found.\n");
+        assert_eq!(out.output, expected);
+        assert_eq!(out.closing, crate::Closing::Lose);
+    }
+
+    #[test]
     fn comhash_answers_from_the_pool() {
         let f = fixture("hash", 10);
         let mut h = client(&f);
