@@ -2,6 +2,8 @@
 //! serves echo in a child process, writes every output file, and reports a
 //! bad suite or model as a usage error.
 
+mod util;
+
 use std::process::Command;
 
 fn spindle_bench(args: &[&str]) -> std::process::Output {
@@ -127,4 +129,42 @@ fn connection_threads_and_child_processes_are_counted() {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+#[test]
+fn a_killed_bench_takes_its_server_with_it() {
+    let dir = std::env::temp_dir().join(format!("spindle-bench-kill-{}", std::process::id()));
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["bench", "echo", "--model", "pool", "--connections", "1"])
+        .args(["--idle", "0", "-d", "60s", "--warmup", "0s", "--out"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spindle bench starts");
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let bench_pid = bench.id();
+    assert!(
+        util::wait_until(util::DEADLINE, || !children(bench_pid).is_empty()),
+        "the bench started no server"
+    );
+    let server = children(bench_pid)[0];
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    // Orphaned, the server is reparented; its /proc entry goes once it has
+    // exited and been reaped by its new parent.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{server}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    assert!(
+        util::wait_until(util::DEADLINE, gone),
+        "server {server} outlived the bench"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

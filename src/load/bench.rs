@@ -500,12 +500,25 @@ impl ServerProcess {
         extra: &[String],
     ) -> Result<ServerProcess, String> {
         let listen = format!("tcp:port=0:interface=127.0.0.1:backlog={BENCH_BACKLOG}");
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["serve", suite, "--listen", &listen, "--model", model.name()])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        // If the bench dies (SIGTERM, SIGKILL), the server it started gets
+        // SIGTERM instead of serving on, orphaned, on its port.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         let pid = child.id();
