@@ -193,9 +193,42 @@ fn stubborn_client(port: u16) -> Client {
     Client::new(TcpStream::from(socket))
 }
 
-#[test]
-fn a_client_that_never_reads_is_dropped_while_ten_others_chat() {
-    let server = Server::start("chat", &["--outbound-queue", "32", "--write-timeout", "3s"]);
+/// One test per model of `never_reader_dropped_while_ten_others_chat`.
+/// The process model is left out: each of its children serves one
+/// connection with a room of its own, so nobody else's lines can pile up.
+mod a_client_that_never_reads_is_dropped_while_ten_others_chat {
+    #[test]
+    fn pool() {
+        super::never_reader_dropped_while_ten_others_chat("pool");
+    }
+    #[test]
+    fn thread() {
+        super::never_reader_dropped_while_ten_others_chat("thread");
+    }
+    #[test]
+    fn reactor() {
+        super::never_reader_dropped_while_ten_others_chat("reactor");
+    }
+}
+
+/// A client that never reads is dropped as a slow consumer, and its
+/// connection is aborted once `--drop-grace` is up: far sooner than the
+/// write timeout, which is made too long to be what ends it. The ten
+/// others get every line meanwhile.
+fn never_reader_dropped_while_ten_others_chat(model: &str) {
+    let server = Server::start(
+        "chat",
+        &[
+            "--model",
+            model,
+            "--outbound-queue",
+            "32",
+            "--write-timeout",
+            "600s",
+            "--drop-grace",
+            "300ms",
+        ],
+    );
     let mut stubborn = stubborn_client(server.port);
     let stubborn_name = stubborn.name();
     assert!(stubborn.line().starts_with("* welcome"));
@@ -264,7 +297,13 @@ fn a_client_that_never_reads_is_dropped_while_ten_others_chat() {
         )),
         "{logged}"
     );
-    // The write timeout ends the stubborn connection.
+    // The grace, not the write timeout, ends the stubborn connection:
+    // the server aborts it while the client still has not read a byte.
+    server
+        .log
+        .wait_for("not closed by the deadline", PATIENCE)
+        .expect("the dropped connection is aborted after its grace");
+    assert_eq!(server.log.count("not closed by the deadline"), 1);
     assert!(
         stubborn.closed_within(PATIENCE),
         "still open after {elapsed:?}"
