@@ -465,6 +465,24 @@ fn zero_limits_are_usage_errors() {
     }
 }
 
+#[test]
+fn a_bad_drop_grace_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "serve",
+            "chat",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--drop-grace",
+            "soon",
+        ])
+        .output()
+        .expect("run spindle");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--drop-grace"), "{err}");
+}
+
 /// The real `nc`, with `\n` line ends and with `-C` (`\r\n`), chatting
 /// with a socket client: both see the same lines, ending in `\r\n`.
 #[test]
