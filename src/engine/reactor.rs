@@ -330,7 +330,9 @@ impl Conn {
         if self.link.killed.load(Ordering::SeqCst) {
             return Err(End::abort(Reason::Aborted));
         }
-        if self.link.close.passed(ctx.now) {
+        // Once our FIN is out the connection is closed as far as the
+        // deadline goes; the linger has its own bound.
+        if !matches!(self.state, State::Lingering { .. }) && self.link.close.passed(ctx.now) {
             log::info!("not closed by the deadline it was given; aborting the connection");
             return Err(End::abort(Reason::TimedOut("close deadline")));
         }
@@ -484,6 +486,9 @@ impl Conn {
     /// When this connection next needs the loop without any event.
     fn next_deadline(&self, config: &ServerConfig) -> Option<Instant> {
         let own = self.own_deadline(config);
+        if matches!(self.state, State::Lingering { .. }) {
+            return own;
+        }
         match (own, self.link.close.get()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
