@@ -11,7 +11,10 @@
 //!   room.
 //!
 //! `cargo bench --bench chat_fanout` (SPINDLE_BENCH_SECS sets the time per
-//! run, default 3). Prints a Markdown table for NOTES.md.
+//! run, default 3; SPINDLE_MODELS the models, default `pool,thread,reactor`:
+//! the server runs in this process, and the process model's children are
+//! the `spindle` binary, each with a room of its own). Prints a Markdown
+//! table for NOTES.md.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -163,7 +166,9 @@ fn main() {
         "| model | run | delivered lines/s (all {CLIENTS} receivers) | p50 latency | p99 latency | max |"
     );
     println!("|---|---|---:|---:|---:|---:|");
-    for &model in Model::ALL {
+    let models = std::env::var("SPINDLE_MODELS").unwrap_or("pool,thread,reactor".into());
+    for name in models.split(',') {
+        let model = Model::from_name(name.trim()).expect("SPINDLE_MODELS: pool, thread or reactor");
         for paced in [false, true] {
             let config = ServerConfig {
                 model,

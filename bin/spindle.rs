@@ -153,6 +153,12 @@ struct ServeArgs {
     #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
     max_nick: usize,
 
+    /// chat: how long a member dropped as a slow consumer has to read the
+    /// lines it was owed (and why it was dropped) before its connection is
+    /// aborted, instead of holding its worker until --write-timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    drop_grace: Duration,
+
     /// chat, answer, cmd: the longest line accepted, in bytes; a longer one is
     /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
     #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
@@ -272,6 +278,7 @@ impl ServeArgs {
         ProtocolOptions {
             quotes: self.quotes.clone(),
             max_nick_len: Some(self.max_nick),
+            drop_grace: Some(self.drop_grace),
             max_line_length: Some(self.max_line_length),
             max_string_length: Some(self.max_string_length),
             log_file: Some(self.log_file.clone()),

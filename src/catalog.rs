@@ -38,6 +38,10 @@ pub struct ProtocolOptions {
     /// Chat: the longest nick, in characters (default:
     /// [`chat_room::DEFAULT_MAX_NICK_LEN`](crate::protocols::chat_room::DEFAULT_MAX_NICK_LEN)).
     pub max_nick_len: Option<usize>,
+    /// Chat: how long a member dropped as a slow consumer has to read what
+    /// it was owed before it is aborted (default:
+    /// [`chat_room::DEFAULT_DROP_GRACE`](crate::protocols::chat_room::DEFAULT_DROP_GRACE)).
+    pub drop_grace: Option<std::time::Duration>,
     /// Chat, answer and cmd: the longest line, in bytes (default:
     /// [`DEFAULT_MAX_LINE_LENGTH`]).
     pub max_line_length: Option<usize>,
@@ -106,6 +110,7 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
             let config = chat::ChatConfig {
                 max_nick_len: options.max_nick_len.unwrap_or(defaults.max_nick_len),
                 max_line_length: line_length(options)?,
+                drop_grace: options.drop_grace.unwrap_or(defaults.drop_grace),
             };
             if config.max_nick_len == 0 {
                 return Err("--max-nick must be at least 1".to_string());

@@ -169,6 +169,11 @@ impl OwnerLink for ForwardLink {
             h.abort_connection();
         }
     }
+    fn close_by(&self, deadline: std::time::Instant) {
+        if let Some(h) = self.outer() {
+            h.close_within(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
 }
 
 /// One TLS connection: the `rustls` session and the wrapped protocol with

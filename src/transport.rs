@@ -16,7 +16,8 @@
 use std::any::{Any, type_name};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
@@ -48,6 +49,45 @@ pub(crate) trait OwnerLink: Send + Sync {
     fn wake(&self);
     /// Tear the connection down now, even though its inbox is full.
     fn kill(&self);
+    /// Abort the connection at `deadline` if it is still open then, even
+    /// though its inbox is full or its owner is blocked writing (see
+    /// [`ConnHandle::close_within`]).
+    fn close_by(&self, deadline: Instant);
+}
+
+/// The deadline [`ConnHandle::close_within`] sets, shared by the threads
+/// that set it and the owner that keeps it. Reading it when it was never
+/// set costs one atomic load, so owners may check it after every callback.
+#[derive(Debug, Default)]
+pub(crate) struct CloseDeadline {
+    set: AtomicBool,
+    at: Mutex<Option<Instant>>,
+}
+
+impl CloseDeadline {
+    /// Sets the deadline, or moves it earlier. Returns whether it changed.
+    pub(crate) fn set(&self, deadline: Instant) -> bool {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        if at.is_some_and(|old| old <= deadline) {
+            return false;
+        }
+        *at = Some(deadline);
+        self.set.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// The deadline, if one was set.
+    pub(crate) fn get(&self) -> Option<Instant> {
+        if !self.set.load(Ordering::SeqCst) {
+            return None;
+        }
+        *self.at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the deadline was set and `now` is past it.
+    pub(crate) fn passed(&self, now: Instant) -> bool {
+        self.get().is_some_and(|d| now >= d)
+    }
 }
 
 /// How the engine answers [`Transport::queued_connections`].
@@ -399,6 +439,24 @@ impl ConnHandle {
             && let Some(link) = &self.link
         {
             link.kill();
+        }
+    }
+
+    /// Makes sure the connection ends within `grace`. Nothing changes
+    /// before then: the owner goes on running what is queued (so a
+    /// `lose_connection` already in the inbox still sends everything
+    /// before it), but if the connection is still open when `grace` is up
+    /// (its peer does not read, so the owner is stuck writing), the engine
+    /// aborts it. This does not go through the inbox: it works when the
+    /// inbox is full and reaches an owner blocked in a write, so a dropped
+    /// slow consumer stops holding a worker long before `--write-timeout`.
+    /// A later call can only make the deadline earlier.
+    pub fn close_within(&self, grace: Duration) {
+        if let Some(link) = &self.link {
+            link.close_by(Instant::now() + grace);
+            // An owner idle on its inbox learns of the deadline from this
+            // no-op; one with a full inbox is busy and looks anyway.
+            let _ = self.send(Command::Call(Box::new(|_, _| {})));
         }
     }
 

@@ -193,9 +193,42 @@ fn stubborn_client(port: u16) -> Client {
     Client::new(TcpStream::from(socket))
 }
 
-#[test]
-fn a_client_that_never_reads_is_dropped_while_ten_others_chat() {
-    let server = Server::start("chat", &["--outbound-queue", "32", "--write-timeout", "3s"]);
+/// One test per model of `never_reader_dropped_while_ten_others_chat`.
+/// The process model is left out: each of its children serves one
+/// connection with a room of its own, so nobody else's lines can pile up.
+mod a_client_that_never_reads_is_dropped_while_ten_others_chat {
+    #[test]
+    fn pool() {
+        super::never_reader_dropped_while_ten_others_chat("pool");
+    }
+    #[test]
+    fn thread() {
+        super::never_reader_dropped_while_ten_others_chat("thread");
+    }
+    #[test]
+    fn reactor() {
+        super::never_reader_dropped_while_ten_others_chat("reactor");
+    }
+}
+
+/// A client that never reads is dropped as a slow consumer, and its
+/// connection is aborted once `--drop-grace` is up: far sooner than the
+/// write timeout, which is made too long to be what ends it. The ten
+/// others get every line meanwhile.
+fn never_reader_dropped_while_ten_others_chat(model: &str) {
+    let server = Server::start(
+        "chat",
+        &[
+            "--model",
+            model,
+            "--outbound-queue",
+            "32",
+            "--write-timeout",
+            "600s",
+            "--drop-grace",
+            "300ms",
+        ],
+    );
     let mut stubborn = stubborn_client(server.port);
     let stubborn_name = stubborn.name();
     assert!(stubborn.line().starts_with("* welcome"));
@@ -264,7 +297,13 @@ fn a_client_that_never_reads_is_dropped_while_ten_others_chat() {
         )),
         "{logged}"
     );
-    // The write timeout ends the stubborn connection.
+    // The grace, not the write timeout, ends the stubborn connection:
+    // the server aborts it while the client still has not read a byte.
+    server
+        .log
+        .wait_for("not closed by the deadline", PATIENCE)
+        .expect("the dropped connection is aborted after its grace");
+    assert_eq!(server.log.count("not closed by the deadline"), 1);
     assert!(
         stubborn.closed_within(PATIENCE),
         "still open after {elapsed:?}"
@@ -432,6 +471,24 @@ fn zero_limits_are_usage_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("{flag} must be at least 1")), "{err}");
     }
+}
+
+#[test]
+fn a_bad_drop_grace_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "serve",
+            "chat",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--drop-grace",
+            "soon",
+        ])
+        .output()
+        .expect("run spindle");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--drop-grace"), "{err}");
 }
 
 /// The real `nc`, with `\n` line ends and with `-C` (`\r\n`), chatting

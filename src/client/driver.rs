@@ -50,6 +50,11 @@ impl OwnerLink for ClientLink {
         self.killed.store(true, Ordering::SeqCst);
         let _ = self.socket.shutdown(Shutdown::Both);
     }
+    /// The client driver keeps no deadlines of its own: the stricter
+    /// reading of "closed by then at the latest" is now.
+    fn close_by(&self, _deadline: std::time::Instant) {
+        self.kill();
+    }
 }
 
 /// Text of a panic payload.

@@ -12,7 +12,12 @@
 //!   plus its timers. Still one callback at a time, on the owner.
 //!
 //! Writes are sent by the owner after each callback, blocking, bounded by
-//! the write timeout.
+//! the write timeout. In inbox mode the owner runs every command already
+//! queued (up to [`COMMANDS_PER_WRITE`]) before it writes, so a burst of
+//! broadcast lines leaves in one `write`, and it writes in slices of at
+//! most [`WRITE_SLICE`], so that a connection doomed by
+//! [`ConnHandle::close_within`](crate::ConnHandle::close_within) is aborted
+//! on time even while its peer does not read.
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -32,7 +37,21 @@ use super::stopper::Stopper;
 use super::stream::Stream;
 use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Addr, Factory, Protocol, Reason};
-use crate::transport::{Closing, Command, ConnInfo, EngineHints, OwnerLink, Transport};
+use crate::transport::{
+    CloseDeadline, Closing, Command, ConnInfo, EngineHints, OwnerLink, Transport,
+};
+
+/// Inbox commands an owner runs before it writes their output: a burst of
+/// queued broadcast lines then costs one `write` instead of one each. The
+/// bound keeps one batch's output (and the time before it leaves) small.
+pub const COMMANDS_PER_WRITE: usize = 64;
+
+/// In inbox mode a write to a peer that does not read blocks for at most
+/// this long at a time; between slices the owner checks the deadline set
+/// by [`ConnHandle::close_within`](crate::ConnHandle::close_within), so
+/// that deadline is kept to within this much. The write timeout still
+/// counts from the last progress, as before.
+pub const WRITE_SLICE: Duration = Duration::from_millis(100);
 
 /// What every connection of one server shares.
 pub(crate) struct ConnEnv {
@@ -83,6 +102,7 @@ struct ThreadLink {
     registry: Arc<Registry>,
     id: u64,
     killed: AtomicBool,
+    close: CloseDeadline,
 }
 
 impl OwnerLink for ThreadLink {
@@ -90,6 +110,10 @@ impl OwnerLink for ThreadLink {
     fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
         self.registry.kill(self.id);
+    }
+    /// The owner keeps it: between write slices, and in its waits.
+    fn close_by(&self, deadline: Instant) {
+        self.close.set(deadline);
     }
 }
 
@@ -159,6 +183,7 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
         registry: env.registry.clone(),
         id,
         killed: AtomicBool::new(false),
+        close: CloseDeadline::default(),
     });
     let mut transport = Transport::new(info, env.config.outbound_queue);
     transport.set_link(link.clone());
@@ -179,6 +204,7 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
         last_input: Instant::now(),
         reader: None,
         idle,
+        sliced_writes: false,
     };
     let end = owner.run();
     owner.finish(end);
@@ -198,6 +224,8 @@ struct Owner<'a> {
     /// Raised while the owner waits for input, so that a stopping server
     /// wakes it (see `Registry::wake_idle`).
     idle: Arc<AtomicBool>,
+    /// The socket's send timeout is [`WRITE_SLICE`] (inbox mode).
+    sliced_writes: bool,
 }
 
 impl Owner<'_> {
@@ -222,18 +250,31 @@ impl Owner<'_> {
         if self.link.killed.load(Ordering::SeqCst) {
             return Err(End::abort(Reason::Aborted));
         }
+        check_close_deadline(&self.link.close)?;
         if !self.transport.pending_output().is_empty() {
-            let out = self.transport.output_mut();
-            let result = self.stream.write_all(out);
-            out.clear();
-            if let Err(e) = result {
-                return Err(match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                        log::info!("write timed out; dropping the connection");
-                        End::abort(Reason::TimedOut("write"))
-                    }
-                    _ => End::abort(Reason::Lost(e.to_string())),
-                });
+            if self.sliced_writes {
+                let out = self.transport.output_mut();
+                let result = write_sliced(
+                    &mut self.stream,
+                    out,
+                    &self.link.close,
+                    self.env.config.write_timeout,
+                );
+                out.clear();
+                result?;
+            } else {
+                let out = self.transport.output_mut();
+                let result = self.stream.write_all(out);
+                out.clear();
+                if let Err(e) = result {
+                    return Err(match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                            log::info!("write timed out; dropping the connection");
+                            End::abort(Reason::TimedOut("write"))
+                        }
+                        _ => End::abort(Reason::Lost(e.to_string())),
+                    });
+                }
             }
         }
         match self.transport.closing() {
@@ -310,10 +351,14 @@ impl Owner<'_> {
     /// idle timeout.
     fn next_deadline(&self) -> Option<Instant> {
         let idle = self.env.config.idle_timeout.map(|d| self.last_input + d);
-        match (idle, self.transport.next_timer_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            idle,
+            self.transport.next_timer_deadline(),
+            self.link.close.get(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn set_read_timeout(&mut self) -> Result<(), End> {
@@ -375,6 +420,15 @@ impl Owner<'_> {
             .take_inbox()
             .ok_or_else(|| End::abort(Reason::Lost("inbox already taken".into())))?;
         let data = self.start_reader()?;
+        let slice = self
+            .env
+            .config
+            .write_timeout
+            .map_or(WRITE_SLICE, |t| t.min(WRITE_SLICE));
+        self.stream
+            .set_write_timeout(Some(slice))
+            .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
+        self.sliced_writes = true;
         loop {
             let timeout = self
                 .next_deadline()
@@ -399,17 +453,34 @@ impl Owner<'_> {
                 Woke::Input(Ok(ReadEvent::Failed(e))) => {
                     return Err(End::abort(Reason::Lost(e.to_string())));
                 }
-                Woke::Command(Some(command)) => {
-                    if let Some(f) = self.transport.apply(command) {
-                        self.callback(f)?;
-                    }
-                }
+                Woke::Command(Some(command)) => self.run_commands(command, &inbox)?,
                 Woke::Command(None) => {}
                 Woke::Tick => self.on_tick()?,
             }
             self.settle()?;
             self.run_overdue_timers()?;
         }
+    }
+
+    /// Runs `first`, then the commands already queued behind it, up to
+    /// [`COMMANDS_PER_WRITE`] in all, stopping at a close: their output
+    /// accumulates, in order, and `settle` sends it in one write.
+    fn run_commands(&mut self, first: Command, inbox: &Receiver<Command>) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut ran = 0;
+        while let Some(command) = next.take() {
+            if let Some(f) = self.transport.apply(command) {
+                self.callback(f)?;
+            }
+            ran += 1;
+            if ran < COMMANDS_PER_WRITE
+                && !self.transport.is_disconnecting()
+                && !self.link.killed.load(Ordering::SeqCst)
+            {
+                next = inbox.try_recv().ok();
+            }
+        }
+        Ok(())
     }
 
     fn start_reader(&mut self) -> Result<Receiver<ReadEvent>, End> {
@@ -537,6 +608,53 @@ fn read_into(stream: &mut Stream, tx: &Sender<ReadEvent>, size: usize) {
             return;
         }
     }
+}
+
+/// Ends a connection whose [`ConnHandle::close_within`] deadline passed.
+///
+/// [`ConnHandle::close_within`]: crate::ConnHandle::close_within
+fn check_close_deadline(close: &CloseDeadline) -> Result<(), End> {
+    if close.passed(Instant::now()) {
+        log::info!("not closed by the deadline it was given; aborting the connection");
+        return Err(End::abort(Reason::TimedOut("close deadline")));
+    }
+    Ok(())
+}
+
+/// Writes all of `out` to a socket whose send timeout is a slice: between
+/// slices, checks the close deadline, and gives up once `write_timeout`
+/// passed without progress (the same bound as one blocking `write_all`).
+fn write_sliced(
+    stream: &mut Stream,
+    out: &[u8],
+    close: &CloseDeadline,
+    write_timeout: Option<Duration>,
+) -> Result<(), End> {
+    let mut sent = 0;
+    let mut progress = Instant::now();
+    while sent < out.len() {
+        match stream.write(&out[sent..]) {
+            Ok(0) => {
+                return Err(End::abort(Reason::Lost(
+                    "the socket accepts no more data".into(),
+                )));
+            }
+            Ok(n) => {
+                sent += n;
+                progress = Instant::now();
+            }
+            Err(e) if is_timeout(&e) => {
+                check_close_deadline(close)?;
+                if write_timeout.is_some_and(|limit| progress.elapsed() >= limit) {
+                    log::info!("write timed out; dropping the connection");
+                    return Err(End::abort(Reason::TimedOut("write")));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(End::abort(Reason::Lost(e.to_string()))),
+        }
+    }
+    Ok(())
 }
 
 /// At most this much is read and discarded while lingering on close.

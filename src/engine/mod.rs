@@ -12,12 +12,16 @@
 //! 2. **Writes leave after the callback.** What a callback wrote is sent
 //!    when it returns, in one `write` call where the socket takes it all;
 //!    `lose_connection` sends it and then closes with a FIN;
-//!    `abort_connection` drops it and closes with an RST.
+//!    `abort_connection` drops it and closes with an RST. Inbox commands
+//!    already queued run back to back (a bounded number) and their output
+//!    leaves together, in order: a burst of broadcast lines is one `write`.
 //! 3. **Nothing is delivered after a close request.** Once a protocol asked
 //!    to close, it receives no more data.
 //! 4. **Other threads go through the inbox.** A [`ConnHandle`] queues into a
 //!    bounded channel; a full one is reported to the sender, never waited
-//!    on, and `abort_connection` always gets through.
+//!    on, and `abort_connection` always gets through, as does
+//!    `close_within`, whose deadline the engine keeps even while the
+//!    owner is blocked writing to a peer that does not read.
 //! 5. **Bounds are enforced, with a log line.** Connections beyond the
 //!    engine's capacity are refused (with the factory's busy message, if
 //!    any); idle and write timeouts close; a panicking callback aborts only

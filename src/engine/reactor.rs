@@ -22,14 +22,18 @@
 //!   to become writable. While output is waiting, that connection gets no
 //!   more input, inbox commands or timers — exactly as a thread engine's
 //!   owner blocked in `write` — so a peer that never reads costs at most
-//!   one callback's output beyond the kernel's buffers, and is dropped
+//!   one turn's output beyond the kernel's buffers, and is dropped
 //!   after `--write-timeout` without progress.
+//! * **Batched inbox writes**: the inbox commands of one turn (up to
+//!   [`COMMANDS_PER_TURN`]) run before their output is written, in order,
+//!   so a burst of broadcast lines costs one `write`, not one each.
 //! * **Other threads go through the inbox**: a [`ConnHandle`] queues into
 //!   the connection's bounded channel, then its [`OwnerLink`] pushes the
 //!   connection's token into the loop's wake channel (once until the loop
 //!   picks it up) and wakes the poll with a [`mio::Waker`].
 //!   `abort_connection` on a full inbox marks the connection killed and
-//!   wakes the loop the same way.
+//!   wakes the loop the same way; `close_within` files its deadline the
+//!   same way, and the loop aborts the connection when it comes.
 //! * **Fairness**: a connection gets at most [`READS_PER_TURN`] reads and
 //!   [`COMMANDS_PER_TURN`] inbox commands per turn of the loop; if it has
 //!   more, it goes to the back of the line.
@@ -63,7 +67,7 @@ use super::{ServerConfig, Stopper};
 use crate::endpoint::Listener;
 use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Addr, Factory, Protocol, Reason};
-use crate::transport::{Closing, Command, ConnInfo, OwnerLink, Transport};
+use crate::transport::{CloseDeadline, Closing, Command, ConnInfo, OwnerLink, Transport};
 
 /// Reads one connection may do in one turn of the loop before the others
 /// get theirs.
@@ -130,6 +134,8 @@ struct Link {
     /// The token is in the wake channel and the loop has not taken it yet.
     scheduled: AtomicBool,
     killed: AtomicBool,
+    /// Set by `ConnHandle::close_within`.
+    close: CloseDeadline,
     tx: Sender<(usize, u64)>,
     waker: Arc<Waker>,
 }
@@ -151,6 +157,13 @@ impl OwnerLink for Link {
 
     fn kill(&self) {
         if !self.killed.swap(true, Ordering::SeqCst) {
+            self.notify();
+        }
+    }
+
+    /// The loop files the deadline on the connection's next turn.
+    fn close_by(&self, deadline: Instant) {
+        if self.close.set(deadline) {
             self.notify();
         }
     }
@@ -317,6 +330,12 @@ impl Conn {
         if self.link.killed.load(Ordering::SeqCst) {
             return Err(End::abort(Reason::Aborted));
         }
+        // Once our FIN is out the connection is closed as far as the
+        // deadline goes; the linger has its own bound.
+        if !matches!(self.state, State::Lingering { .. }) && self.link.close.passed(ctx.now) {
+            log::info!("not closed by the deadline it was given; aborting the connection");
+            return Err(End::abort(Reason::TimedOut("close deadline")));
+        }
         self.flush(ctx.now)?;
         if self.has_output() {
             return Ok(());
@@ -365,14 +384,21 @@ impl Conn {
             self.inbox = self.transport.take_inbox();
         }
         if let Some(inbox) = self.inbox.clone() {
-            for _ in 0..COMMANDS_PER_TURN {
-                if self.has_output() || self.state != State::Open {
-                    break;
-                }
+            // The turn's commands first, their output written together.
+            let mut ran = 0;
+            while ran < COMMANDS_PER_TURN
+                && !self.has_output()
+                && self.state == State::Open
+                && !self.transport.is_disconnecting()
+                && !self.link.killed.load(Ordering::SeqCst)
+            {
                 let Ok(command) = inbox.try_recv() else { break };
                 if let Some(f) = self.transport.apply(command) {
                     self.callback(f)?;
                 }
+                ran += 1;
+            }
+            if ran > 0 {
                 self.settle(ctx)?;
             }
             if !inbox.is_empty() && self.state == State::Open {
@@ -459,6 +485,18 @@ impl Conn {
 
     /// When this connection next needs the loop without any event.
     fn next_deadline(&self, config: &ServerConfig) -> Option<Instant> {
+        let own = self.own_deadline(config);
+        if matches!(self.state, State::Lingering { .. }) {
+            return own;
+        }
+        match (own, self.link.close.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// [`Conn::next_deadline`] but for a `close_within` deadline.
+    fn own_deadline(&self, config: &ServerConfig) -> Option<Instant> {
         if self.has_output() {
             return match (self.blocked_since, config.write_timeout) {
                 (Some(since), Some(limit)) => Some(since + limit),
@@ -825,6 +863,7 @@ impl Reactor<'_> {
             generation,
             scheduled: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            close: CloseDeadline::default(),
             tx: self.wake_tx.clone(),
             waker: self.waker.clone(),
         });

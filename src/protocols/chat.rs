@@ -333,6 +333,9 @@ pub struct ChatConfig {
     pub max_nick_len: usize,
     /// The longest line, in bytes (`--max-line-length`).
     pub max_line_length: usize,
+    /// How long a member dropped as a slow consumer has to read what it
+    /// was owed before it is aborted (`--drop-grace`).
+    pub drop_grace: std::time::Duration,
 }
 
 impl Default for ChatConfig {
@@ -340,6 +343,7 @@ impl Default for ChatConfig {
         ChatConfig {
             max_nick_len: chat_room::DEFAULT_MAX_NICK_LEN,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            drop_grace: chat_room::DEFAULT_DROP_GRACE,
         }
     }
 }
@@ -355,7 +359,9 @@ impl ChatFactory {
     /// A chat service with these limits.
     pub fn new(config: &ChatConfig) -> Self {
         ChatFactory {
-            room: Arc::new(Room::new(config.max_nick_len, farewell)),
+            room: Arc::new(
+                Room::new(config.max_nick_len, farewell).with_drop_grace(config.drop_grace),
+            ),
             lines: LineConfig::lenient().with_max_length(config.max_line_length),
         }
     }

@@ -16,9 +16,10 @@
 //! The last slot of every inbox is kept for the farewell: a closure that
 //! writes why the client was dropped, then closes. A client that was only
 //! behind reads every line it was owed, then the reason, then EOF. A client
-//! that never reads again never reaches it: the server's write timeout
-//! (`--write-timeout`) ends that connection, and nobody else waits for it
-//! meanwhile.
+//! that never reads again never reaches it: the connection is given
+//! [`DEFAULT_DROP_GRACE`] (`--drop-grace`) to get there, and is then
+//! aborted ([`ConnHandle::close_within`]), so that it does not hold its
+//! worker until the write timeout. Nobody else waits for it meanwhile.
 //!
 //! # One order for everyone
 //!
@@ -32,11 +33,17 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::transport::{ConnHandle, HandleError};
 
 /// Default longest nick, in characters.
 pub const DEFAULT_MAX_NICK_LEN: usize = 16;
+
+/// How long a member dropped as a slow consumer has, by default, to read
+/// the lines it was owed and its farewell before its connection is
+/// aborted (`--drop-grace`).
+pub const DEFAULT_DROP_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends a dropped member its farewell line and asks its owner to close
 /// after it, using one inbox slot. The chat protocol supplies it, because
@@ -199,6 +206,7 @@ pub struct Room {
     state: Mutex<State>,
     max_nick_len: usize,
     farewell: Farewell,
+    drop_grace: Duration,
 }
 
 impl fmt::Debug for Room {
@@ -218,7 +226,21 @@ impl Room {
             state: Mutex::new(State::default()),
             max_nick_len: max_nick_len.max(1),
             farewell,
+            drop_grace: DEFAULT_DROP_GRACE,
         }
+    }
+
+    /// The same room, giving a dropped slow consumer `grace` (instead of
+    /// [`DEFAULT_DROP_GRACE`]) to read what it was owed before its
+    /// connection is aborted.
+    pub fn with_drop_grace(mut self, grace: Duration) -> Self {
+        self.drop_grace = grace;
+        self
+    }
+
+    /// How long a dropped slow consumer has before it is aborted.
+    pub fn drop_grace(&self) -> Duration {
+        self.drop_grace
     }
 
     /// The longest nick allowed.
@@ -357,6 +379,10 @@ impl Room {
                 if (self.farewell)(&gone.handle, farewell_line(queued).into_bytes()).is_err() {
                     // Not even the reserved slot: close it without a word.
                     gone.handle.abort_connection();
+                } else {
+                    // Its owner may be stuck writing to a peer that does
+                    // not read: it gets the grace to reach the farewell.
+                    gone.handle.close_within(self.drop_grace);
                 }
                 pending.push_back((dropped_notice(&gone, state), None));
             }
@@ -371,6 +397,7 @@ impl Room {
         let mut state = self.lock();
         let queued = state.member(id)?.handle.queued();
         let gone = remove_slow(&mut state, id, queued).ok_or(Gone)?;
+        gone.handle.close_within(self.drop_grace);
         let notice = dropped_notice(&gone, &state);
         self.broadcast(&mut state, notice, None);
         Ok(farewell_line(queued))
