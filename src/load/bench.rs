@@ -38,8 +38,10 @@ pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long before the end of the measured window its closing sample is
-/// taken: early enough that no connection (and so no connection's thread
-/// or process, whose counters die with it) has closed yet.
+/// taken, beyond twice the time a sample takes (reading a tree of hundreds
+/// of processes takes tens of milliseconds): early enough that no
+/// connection (and so no connection's thread or process, whose counters
+/// die with it) has closed before the sample is complete.
 pub const END_SAMPLE_LEAD: Duration = Duration::from_millis(50);
 
 /// The listen backlog of bench servers: deep enough for the connection ramp.
@@ -117,7 +119,8 @@ pub struct ServerUse {
     /// Most processes during the point: 1, or the server and its children.
     pub processes_max: u64,
     /// The span between the two samples the CPU and context-switch figures
-    /// come from: the measured window, less [`END_SAMPLE_LEAD`].
+    /// come from: the measured window, less the lead of its closing sample
+    /// ([`END_SAMPLE_LEAD`]).
     pub sampled_sec: f64,
     /// CPU time used in the sampled span (every thread and process).
     pub cpu_sec: f64,
@@ -334,10 +337,21 @@ fn measure(
             return point;
         }
     };
-    let (first, last) = edges.window.unwrap_or(((before, 0.0), (before, 0.0)));
+    // A counter that went down means a thread or process ended inside the
+    // span and took its counts along: the difference means nothing then.
+    let switches = |s: &Sample| s.voluntary_context_switches + s.involuntary_context_switches;
+    let window = edges.window.filter(|((a, _), (b, _))| {
+        b.cpu_sec + 1e-6 >= a.cpu_sec && switches(b) >= switches(a)
+    });
+    if edges.window.is_some() && window.is_none() {
+        eprintln!(
+            "bench:   a thread or process ended during the measured window; \
+             no CPU or context-switch figures for this point"
+        );
+    }
+    let (first, last) = window.unwrap_or(((before, 0.0), (before, 0.0)));
     let span = (last.1 - first.1).max(0.0);
     let cpu_sec = (last.0.cpu_sec - first.0.cpu_sec).max(0.0);
-    let switches = |s: &Sample| s.voluntary_context_switches + s.involuntary_context_switches;
     // Per request: the span's rate over the window's rate of requests.
     let per_request = |amount: f64| {
         (span > 0.0 && report.requests_per_sec > 0.0)
@@ -422,12 +436,15 @@ impl Sampler {
                 let mut known: Option<super::Window> = None;
                 let mut first: Option<(Sample, Instant)> = None;
                 let mut last: Option<(Sample, Instant)> = None;
+                let mut lead = END_SAMPLE_LEAD;
                 loop {
                     if known.is_none() {
                         known = window.try_recv().ok();
                     }
                     let at = Instant::now();
-                    if let Some(s) = procstat::sample(pid) {
+                    let sampled = procstat::sample(pid);
+                    lead = lead.max(END_SAMPLE_LEAD + 2 * at.elapsed());
+                    if let Some(s) = sampled {
                         max.rss_kib = max.rss_kib.max(s.rss_kib);
                         max.threads = max.threads.max(s.threads);
                         max.processes = max.processes.max(s.processes);
@@ -436,7 +453,7 @@ impl Sampler {
                                 first = Some((s, at));
                             } else if first.is_some()
                                 && last.is_none()
-                                && at + END_SAMPLE_LEAD >= w.end
+                                && at + lead >= w.end
                             {
                                 last = Some((s, at));
                             }
@@ -453,7 +470,7 @@ impl Sampler {
                     let now = Instant::now();
                     let next_edge = known.and_then(|w| match (first, last) {
                         (None, _) => Some(w.measure_from),
-                        (Some(_), None) => Some(w.end.checked_sub(END_SAMPLE_LEAD)?),
+                        (Some(_), None) => Some(w.end.checked_sub(lead)?),
                         _ => None,
                     });
                     let wait = next_edge
