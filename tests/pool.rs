@@ -183,4 +183,3 @@ fn one_factory_on_two_ports_starts_and_stops_once_and_may_refuse() {
     assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
     assert_eq!(factory.stops.load(Ordering::SeqCst), 1);
 }
-

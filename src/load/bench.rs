@@ -340,9 +340,9 @@ fn measure(
     // A counter that went down means a thread or process ended inside the
     // span and took its counts along: the difference means nothing then.
     let switches = |s: &Sample| s.voluntary_context_switches + s.involuntary_context_switches;
-    let window = edges.window.filter(|((a, _), (b, _))| {
-        b.cpu_sec + 1e-6 >= a.cpu_sec && switches(b) >= switches(a)
-    });
+    let window = edges
+        .window
+        .filter(|((a, _), (b, _))| b.cpu_sec + 1e-6 >= a.cpu_sec && switches(b) >= switches(a));
     if edges.window.is_some() && window.is_none() {
         eprintln!(
             "bench:   a thread or process ended during the measured window; \
@@ -451,10 +451,7 @@ impl Sampler {
                         if let Some(w) = known {
                             if first.is_none() && at >= w.measure_from {
                                 first = Some((s, at));
-                            } else if first.is_some()
-                                && last.is_none()
-                                && at + lead >= w.end
-                            {
+                            } else if first.is_some() && last.is_none() && at + lead >= w.end {
                                 last = Some((s, at));
                             }
                         }
