@@ -24,27 +24,7 @@ use spindle::{
 };
 use util::{DEADLINE, connect_addr, read_n, read_to_end, send, wait_until};
 
-/// One `#[test]` per in-process model for each named check.
-macro_rules! every_model {
-    ($($check:ident),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn pool() {
-                super::$check(spindle::Model::Pool)
-            }
-            #[test]
-            fn thread() {
-                super::$check(spindle::Model::Thread)
-            }
-            #[test]
-            fn reactor() {
-                super::$check(spindle::Model::Reactor)
-            }
-        }
-    )*};
-}
-
-every_model!(
+util::every_model!(
     many_clients_at_once_each_get_their_own_echo,
     callbacks_of_one_connection_never_overlap,
     handles_write_and_run_closures_on_the_owner,
@@ -79,11 +59,7 @@ fn config(model: Model) -> ServerConfig {
 }
 
 fn start(config: ServerConfig, factory: impl Factory) -> RunningServer {
-    let mut server = Server::new(config);
-    server
-        .listen(&Endpoint::loopback_any_port(), Arc::new(factory))
-        .expect("binds");
-    server.spawn().expect("starts")
+    util::start_server(config, factory)
 }
 
 fn echo_round_trip(s: &mut TcpStream, msg: &[u8]) {

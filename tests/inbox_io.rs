@@ -12,37 +12,17 @@ mod util;
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use spindle::{
-    ConnHandle, Endpoint, Factory, FnFactory, HandleError, Model, Protocol, Reason, RunningServer,
-    Server, ServerConfig, Transport,
+    ConnHandle, Factory, FnFactory, HandleError, Model, Protocol, Reason, RunningServer,
+    ServerConfig, Transport,
 };
 use util::{DEADLINE, connect_addr, send};
 
-/// One `#[test]` per in-process model for each named check.
-macro_rules! every_model {
-    ($($check:ident),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn pool() {
-                super::$check(spindle::Model::Pool)
-            }
-            #[test]
-            fn thread() {
-                super::$check(spindle::Model::Thread)
-            }
-            #[test]
-            fn reactor() {
-                super::$check(spindle::Model::Reactor)
-            }
-        }
-    )*};
-}
-
-every_model!(
+util::every_model!(
     queued_writes_then_a_close_arrive_whole_and_in_order,
     close_within_ends_a_peer_that_never_reads_before_the_write_timeout,
     close_within_wakes_an_idle_owner,
@@ -67,11 +47,7 @@ fn config(model: Model, outbound_queue: usize) -> ServerConfig {
 }
 
 fn start(config: ServerConfig, factory: impl Factory) -> RunningServer {
-    let mut server = Server::new(config);
-    server
-        .listen(&Endpoint::loopback_any_port(), Arc::new(factory))
-        .expect("binds");
-    server.spawn().expect("starts")
+    util::start_server(config, factory)
 }
 
 /// Takes a handle on `connection_made` and gives it to the test; reports

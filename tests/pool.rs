@@ -30,11 +30,7 @@ fn config(workers: usize, queue: usize) -> ServerConfig {
 }
 
 fn start(config: ServerConfig, factory: impl Factory) -> RunningServer {
-    let mut server = Server::new(config);
-    server
-        .listen(&Endpoint::loopback_any_port(), Arc::new(factory))
-        .expect("binds");
-    server.spawn().expect("starts")
+    util::start_server(config, factory)
 }
 
 fn echo_round_trip(s: &mut TcpStream, msg: &[u8]) {

@@ -180,3 +180,39 @@ fn proc_status_field(pid: u32, field: &str) -> Option<usize> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Runs an in-process server for `factory` on a free loopback port.
+pub fn start_server(
+    config: spindle::ServerConfig,
+    factory: impl spindle::Factory,
+) -> spindle::RunningServer {
+    let mut server = spindle::Server::new(config);
+    server
+        .listen(&spindle::Endpoint::loopback_any_port(), Arc::new(factory))
+        .expect("binds");
+    server.spawn().expect("starts")
+}
+
+/// One `#[test]` per in-process model (pool, thread, reactor) for each
+/// named check, a `fn(spindle::Model)` of the calling test file.
+#[allow(unused_macros)]
+macro_rules! every_model {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[test]
+            fn pool() {
+                super::$check(spindle::Model::Pool)
+            }
+            #[test]
+            fn thread() {
+                super::$check(spindle::Model::Thread)
+            }
+            #[test]
+            fn reactor() {
+                super::$check(spindle::Model::Reactor)
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use every_model;
