@@ -395,6 +395,8 @@ pub struct Mailbox {
 pub struct ImapSession {
     connector: Connector,
     events: Receiver<Outcome>,
+    /// The connection's own sender, for [`Unrun`].
+    outcomes: Sender<Outcome>,
     next_tag: u32,
     options: ImapOptions,
     capabilities: Vec<String>,
@@ -407,6 +409,32 @@ impl fmt::Debug for ImapSession {
             .field("connector", &self.connector)
             .field("next_tag", &self.next_tag)
             .finish()
+    }
+}
+
+/// Travels with a command to the connection's owner: dropped without having
+/// run (the connection ended first), it tells the waiting session, which
+/// would otherwise wait out its command timeout.
+struct Unrun {
+    outcomes: Option<Sender<Outcome>>,
+    name: String,
+}
+
+impl Unrun {
+    /// The command ran: nothing to tell.
+    fn disarm(&mut self) {
+        self.outcomes = None;
+    }
+}
+
+impl Drop for Unrun {
+    fn drop(&mut self) {
+        if let Some(outcomes) = self.outcomes.take() {
+            let _ = outcomes.try_send(Err(ImapError::Closed(format!(
+                "before {} was sent",
+                self.name
+            ))));
+        }
     }
 }
 
@@ -426,13 +454,14 @@ impl ImapSession {
     ) -> Result<Self, ImapError> {
         let (tx, rx) = crossbeam_channel::bounded(4);
         let factory = ImapFactory {
-            events: tx,
+            events: tx.clone(),
             options: options.clone(),
         };
         let connector = connect(endpoint, Arc::new(factory), config);
         let mut session = ImapSession {
             connector,
             events: rx,
+            outcomes: tx,
             next_tag: 1,
             options,
             capabilities: Vec::new(),
@@ -495,7 +524,16 @@ impl ImapSession {
             return Err(ImapError::Closed(format!("before {name} was sent")));
         };
         let owned_name = name.to_string();
-        let sent = handle.call(move |p: &mut ImapClient, t| p.start(tag, owned_name, parts, t));
+        // The connection may end between the handle lookup and the call's
+        // turn on the owner; then the call is dropped unrun, and says so.
+        let mut unrun = Unrun {
+            outcomes: Some(self.outcomes.clone()),
+            name: name.to_string(),
+        };
+        let sent = handle.call(move |p: &mut ImapClient, t| {
+            unrun.disarm();
+            p.start(tag, owned_name, parts, t)
+        });
         if sent.is_err() {
             self.dead = true;
             return Err(ImapError::Closed(format!("before {name} was sent")));
