@@ -525,7 +525,9 @@ impl ImapSession {
         };
         let owned_name = name.to_string();
         // The connection may end between the handle lookup and the call's
-        // turn on the owner; then the call is dropped unrun, and says so.
+        // turn on the owner; then the call is dropped unrun, and says so
+        // (crossbeam drops a queued message when the channel's last sender
+        // or receiver goes, whichever is later).
         let mut unrun = Unrun {
             outcomes: Some(self.outcomes.clone()),
             name: name.to_string(),
@@ -534,6 +536,10 @@ impl ImapSession {
             unrun.disarm();
             p.start(tag, owned_name, parts, t)
         });
+        // Let go of the inbox at once: a command queued as the connection
+        // ended is dropped (and `Unrun` speaks) only when its channel is,
+        // and a handle kept through the wait would keep the channel alive.
+        drop(handle);
         if sent.is_err() {
             self.dead = true;
             return Err(ImapError::Closed(format!("before {name} was sent")));
