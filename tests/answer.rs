@@ -53,8 +53,9 @@ fn telnet_commands_are_ignored_and_too_long_lines_close() {
     let server = Server::start("answer", &["--max-line-length", "64"]);
     let mut c = server.connect();
     c.send(b"\xff\xfd\x01How are \xff\xf1you?\r\n");
-    // DO ECHO is refused (WONT ECHO), as Twisted's telnet does.
-    assert_eq!(c.bytes(3), b"\xff\xfc\x01");
+    // The peer speaks telnet: DO BINARY, once; DO ECHO is refused (WONT
+    // ECHO), as Twisted's telnet does.
+    assert_eq!(c.bytes(6), b"\xff\xfd\x00\xff\xfc\x01");
     assert_eq!(c.line(), "Fine");
     c.send(&[b'a'; 100]);
     assert!(c.closed_within(chat_support::PATIENCE));

@@ -75,8 +75,9 @@ fn telnet_commands_cut_across_writes_never_reach_the_handler_and_quit_stops_the_
     ] {
         send(&mut s, piece);
     }
-    // DO ECHO is refused (WONT ECHO) where it came, before the first line.
-    let expected = b"\xff\xfc\x01you said: hello\r\nyou said: ff=\xff!\r\n";
+    // The first command brings DO BINARY; DO ECHO is refused (WONT ECHO)
+    // where it came, before the first line.
+    let expected = b"\xff\xfd\x00\xff\xfc\x01you said: hello\r\nyou said: ff=\xff!\r\n";
     assert_eq!(read_n(&mut s, expected.len()), expected);
     send(&mut s, b"one\nquit\r\nnever\r\n");
     assert_eq!(read_to_end(&mut s), b"you said: one\r\nbye\r\n");
@@ -87,7 +88,8 @@ fn ctrl_c_closes_politely_after_answering_earlier_lines() {
     let server = start();
     let mut s = connect_addr(server.tcp_addr());
     send(&mut s, b"first\r\nhalf a li\xff\xf4ne\r\n");
-    assert_eq!(read_to_end(&mut s), b"you said: first\r\n");
+    // The interrupt is the first command: DO BINARY goes out before the close.
+    assert_eq!(read_to_end(&mut s), b"you said: first\r\n\xff\xfd\x00");
 }
 
 #[test]

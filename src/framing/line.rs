@@ -81,10 +81,15 @@
 //!   negotiations are refused in their place in the stream (`DO x` gets
 //!   `WONT x`, `WILL x` gets `DONT x`, as Twisted's telnet does; so a
 //!   client's `DO TIMING-MARK` after Ctrl-C is answered and its terminal
-//!   shows output again), and `IAC IP` (Ctrl-C) calls `telnet_interrupt`,
+//!   shows output again), `IAC DO BINARY` is asked once the peer has sent
+//!   a command of its own (so UTF-8 typed in telnet arrives as typed; `nc`
+//!   never sees it), and `IAC IP` (Ctrl-C) calls `telnet_interrupt`,
 //!   whose default closes the connection politely (a flushed close, not a
 //!   reset). Twisted's telnet ignores `IAC IP`; a user pressing Ctrl-C
 //!   expects to get out (RFC 854: "interrupt, abort, or terminate").
+//!   An `IAC IP` in the middle of a UTF-8 character is not Ctrl-C but a
+//!   byte the client mangled, and is put back (the rule is in
+//!   [`super::telnet`]).
 //!
 //! # Reaching the handler from timers and other threads
 //!
@@ -676,6 +681,7 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             return;
         };
         if telnet.is_idle() && memchr(super::telnet::IAC, data).is_none() {
+            telnet.note_data(data);
             self.feed(data, transport);
             return;
         }

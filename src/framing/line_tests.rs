@@ -381,15 +381,20 @@ const TELNET_INPUT: &[u8] = b"\xff\xfd\x03\xff\xfb\x18he\xff\xfa\x18\x00xterm\xf
 #[test]
 fn telnet_commands_are_removed_at_every_split_and_iac_iac_is_ff() {
     let out = assert_same_for_every_chunking(lenient, TELNET_INPUT);
+    // The first command shows the peer speaks telnet: DO BINARY, once.
     // DO SGA and WILL TTYPE are refused in their place: WONT SGA, DONT TTYPE.
-    assert_eq!(out.output, b"\xff\xfc\x03\xff\xfe\x18<hello><ff:\xff>");
+    assert_eq!(
+        out.output,
+        b"\xff\xfd\x00\xff\xfc\x03\xff\xfe\x18<hello><ff:\xff>"
+    );
     assert_eq!(out.closing, Closing::No);
 }
 
 #[test]
 fn telnet_interrupt_closes_politely_after_earlier_lines() {
     let out = assert_same_for_every_chunking(lenient, b"one\r\ntw\xff\xf4o\r\nthree\r\n");
-    assert_eq!(text(&out.output), "<one>");
+    // The interrupt is the first command: DO BINARY goes out before the close.
+    assert_eq!(out.output, b"<one>\xff\xfd\x00");
     assert_eq!(out.closing, Closing::Lose);
 }
 
@@ -401,7 +406,7 @@ fn negotiations_are_refused_after_the_lines_before_them() {
     let out = assert_same_for_every_chunking(lenient, input);
     assert_eq!(
         out.output,
-        b"<one>\xff\xfc\x06<two>\xff\xfe\x1f<three>".as_slice()
+        b"<one>\xff\xfd\x00\xff\xfc\x06<two>\xff\xfe\x1f<three>".as_slice()
     );
     assert_eq!(out.closing, Closing::No);
 }
@@ -424,7 +429,7 @@ fn a_kept_connection_answers_the_timing_mark_after_ctrl_c() {
         || LineReceiver::with_config(Stubborn, LineConfig::lenient()),
         b"a\r\n\xff\xf4\xff\xfd\x06b\r\n",
     );
-    assert_eq!(out.output, b"a\r\n^C\r\n\xff\xfc\x06b\r\n");
+    assert_eq!(out.output, b"a\r\n\xff\xfd\x00^C\r\n\xff\xfc\x06b\r\n");
 }
 
 #[test]
@@ -432,7 +437,7 @@ fn ctrl_c_closes_before_the_timing_mark_is_answered() {
     // The default interrupt closes: nothing after IAC IP is read, and the
     // closing connection ends the client's wait for the answer.
     let out = assert_same_for_every_chunking(lenient, b"one\r\n\xff\xf4\xff\xfd\x06two\r\n");
-    assert_eq!(text(&out.output), "<one>");
+    assert_eq!(out.output, b"<one>\xff\xfd\x00");
     assert_eq!(out.closing, Closing::Lose);
 }
 
@@ -452,6 +457,23 @@ fn without_telnet_filtering_iac_bytes_are_data() {
 }
 
 #[test]
+fn utf8_typed_in_telnet_arrives_whole_and_does_not_interrupt() {
+    // Debian's telnet, not yet binary, sends `добрый утро 日本 é` with 0x83
+    // as IAC IP and 0x9C as IAC BRK (each with DO TIMING-MARK); once it has
+    // answered our DO BINARY with WILL BINARY, lines come as typed, ended
+    // by `\n`. Then a real Ctrl-C, after a complete character, closes.
+    let mangled: &[u8] = b"\xd0\xb4\xd0\xbe\xd0\xb1\xd1\x80\xd1\x8b\xd0\xb9 \xd1\xff\xf4\xff\xfd\x06\xd1\x82\xd1\x80\xd0\xbe \xe6\x97\xa5\xe6\xff\xf3\xff\xfd\x06\xac \xc3\xa9\r\n";
+    let binary: &[u8] = b"\xff\xfb\x00\xd1\x83\xe6\x9c\xac\n\xc3\xa9\xff\xf4\xff\xfd\x06";
+    let out = assert_same_for_every_chunking(lenient, &[mangled, binary].concat());
+    // The answers go out as the commands arrive, before the line ends: one
+    // DO BINARY, a WONT TIMING-MARK for each timing mark.
+    let mut expected = b"\xff\xfd\x00\xff\xfc\x06\xff\xfc\x06".to_vec();
+    expected.extend_from_slice("<добрый утро 日本 é><у本>".as_bytes());
+    assert_eq!(text(&out.output), text(&expected));
+    assert_eq!(out.closing, Closing::Lose);
+}
+
+#[test]
 fn telnet_interrupt_can_be_overridden() {
     struct Stubborn;
     impl LineHandler for Stubborn {
@@ -466,7 +488,7 @@ fn telnet_interrupt_can_be_overridden() {
         || LineReceiver::with_config(Stubborn, LineConfig::lenient()),
         b"a\xff\xf4b\n",
     );
-    assert_eq!(out.output, b"^C\r\nab\r\n");
+    assert_eq!(out.output, b"\xff\xfd\x00^C\r\nab\r\n");
 }
 
 // Properties.

@@ -22,6 +22,46 @@
 //! the requester is at least assured that the refuser has received (if not
 //! processed) all previous data".
 //! [`TelnetFilter::filter`] strips without answering.
+//!
+//! # 8-bit input: BINARY, offered once the peer speaks telnet
+//!
+//! A telnet client in its default (non-binary) mode compares each typed
+//! byte *with its top bit stripped* against its terminal's special
+//! characters (BSD telnet's `strip()`, still in Debian's inetutils 2.4).
+//! UTF-8 continuation bytes are 0x80–0xBF, so some of them look like
+//! control characters and are replaced by commands: `у` (D1 83) is sent as
+//! `D1 IAC IP IAC DO TIMING-MARK`, `本` (E6 9C AC) as `E6 IAC BRK IAC DO
+//! TIMING-MARK AC`, 0x9A as `IAC SUSP`, 0x8F as `IAC AO`, and 0x9D (`^]`,
+//! e.g. in `そ`) opens the client's own `telnet>` prompt and never leaves
+//! it. In binary mode (RFC 856) the client sends every byte as it is.
+//!
+//! So the answering filter asks for it: `IAC DO BINARY`, **once, and only
+//! after the peer has sent a telnet command of its own** (any `IAC`
+//! sequence but the `IAC IAC` escape). A client like `nc` never sends one,
+//! so it never sees a byte it did not ask for; a telnet client sends one at
+//! the latest with the first mangled byte (or Ctrl-C), and from its answer
+//! (`WILL BINARY`) on, what the user types arrives unchanged. Debian's
+//! telnet on a port other than 23 starts no negotiation of its own, so
+//! until then its lines may be mangled: the rule below repairs what can be
+//! repaired. A peer's own `WILL BINARY` is accepted (`DO BINARY`); a
+//! request that *we* send binary (`DO BINARY`) is refused like every other
+//! option, as our output needs no such mode.
+//!
+//! # The interrupt rule: a mangled byte is not Ctrl-C
+//!
+//! `IAC IP` (and `BRK`, `ABORT`, `SUSP`, `AO`, `EOF`) that arrives **while
+//! a UTF-8 character is incomplete** (a lead byte came, not all of its
+//! continuation bytes) cannot be a key the user pressed: a terminal in line
+//! mode sends whole lines, and Ctrl-C throws away the unsent line. It is
+//! the client's stand-in for the continuation byte whose low 7 bits are
+//! that key under the default `stty` settings, so the filter puts that byte
+//! back (IP → 0x83 `^C`, BRK and ABORT → 0x9C `^\`, SUSP → 0x9A `^Z`, AO →
+//! 0x8F `^O`, EOF → 0x84 `^D`) and reports no interrupt. Anywhere else, at
+//! the start of a line or after a complete character, `IAC IP` is Ctrl-C
+//! and is reported. A peer sending bytes that are not UTF-8 (Latin-1 é,
+//! 0xE9, then Ctrl-C) can at worst have three Ctrl-C taken as data before
+//! the next one is honoured: a lead byte promises at most three
+//! continuation bytes, and any other byte ends the promise.
 
 use memchr::memchr;
 
@@ -37,8 +77,20 @@ pub const WONT: u8 = 252;
 pub const WILL: u8 = 251;
 /// `IAC SB`: starts a subnegotiation, ended by `IAC SE`.
 pub const SB: u8 = 250;
+/// `IAC AO`: abort output, what telnet sends for Ctrl-O.
+pub const AO: u8 = 245;
 /// `IAC IP`: interrupt process, what telnet sends for Ctrl-C.
 pub const IP: u8 = 244;
+/// `IAC BRK`: break, what telnet (in its kludge line mode) sends for Ctrl-\\.
+pub const BRK: u8 = 243;
+/// `IAC ABORT` (RFC 1184): what telnet sends for Ctrl-\\ in line mode.
+pub const ABORT: u8 = 238;
+/// `IAC SUSP` (RFC 1184): what telnet sends for Ctrl-Z.
+pub const SUSP: u8 = 237;
+/// `IAC EOF` (RFC 1184): what telnet sends for Ctrl-D in line mode.
+pub const EOF: u8 = 236;
+/// The BINARY option (RFC 856): 8-bit data, not interpreted.
+pub const BINARY: u8 = 0;
 /// The TIMING-MARK option (RFC 860): clients send `IAC DO TIMING_MARK`
 /// after an interrupt and wait for the answer.
 pub const TIMING_MARK: u8 = 6;
@@ -67,7 +119,8 @@ enum State {
 pub struct Filtered {
     /// Input bytes used. Less than the input's length only when
     /// `interrupt` is set, or [`TelnetFilter::filter_answering`] produced
-    /// a reply: the rest follows the interrupt or the reply.
+    /// a reply (an answer, or its one `IAC DO BINARY`): the rest follows
+    /// the interrupt or the reply.
     pub consumed: usize,
     /// An `IAC IP` ended this piece of input.
     pub interrupt: bool,
@@ -78,6 +131,52 @@ pub struct Filtered {
 #[derive(Debug, Clone, Default)]
 pub struct TelnetFilter {
     state: State,
+    /// Continuation bytes the last UTF-8 character of the data still needs
+    /// (0 to 3): the interrupt rule's memory.
+    utf8_missing: u8,
+    /// `IAC DO BINARY` was sent (or a peer's `WILL BINARY` accepted).
+    binary_asked: bool,
+    /// The peer said it sends binary (`WILL BINARY`).
+    peer_binary: bool,
+}
+
+/// The byte a telnet client in non-binary mode replaced by `command`,
+/// when it stands where a UTF-8 continuation byte was due (see the
+/// [module docs](self)): the continuation byte whose low 7 bits are the
+/// key the command stands for, under the default `stty` settings.
+fn mangled_byte(command: u8) -> Option<u8> {
+    Some(match command {
+        IP => 0x80 | 0x03,          // ^C, intr
+        BRK | ABORT => 0x80 | 0x1c, // ^\\, quit
+        SUSP => 0x80 | 0x1a,        // ^Z, susp
+        AO => 0x80 | 0x0f,          // ^O, discard
+        EOF => 0x80 | 0x04,         // ^D, eof
+        _ => return None,
+    })
+}
+
+/// How many continuation bytes a UTF-8 character still needs after `bytes`,
+/// given that it needed `missing` before them. Looks at the last four bytes
+/// at most: no character is longer.
+fn utf8_missing_after(missing: u8, bytes: &[u8]) -> u8 {
+    let is_continuation = |b: u8| (0x80..=0xbf).contains(&b);
+    let tail = &bytes[bytes.len().saturating_sub(4)..];
+    match tail.iter().rposition(|&b| !is_continuation(b)) {
+        Some(at) => {
+            let needed: u8 = match tail[at] {
+                0xc2..=0xdf => 1,
+                0xe0..=0xef => 2,
+                0xf0..=0xf4 => 3,
+                _ => 0,
+            };
+            // Continuation bytes after the lead; more than it needs means
+            // the lead's character is over (the rest are stray bytes).
+            let had = (tail.len() - at - 1) as u8;
+            needed.saturating_sub(had)
+        }
+        None if bytes.len() < 4 => missing.saturating_sub(bytes.len() as u8),
+        None => 0,
+    }
 }
 
 impl TelnetFilter {
@@ -90,6 +189,24 @@ impl TelnetFilter {
     /// byte passes through unchanged (callers may skip the copy).
     pub fn is_idle(&self) -> bool {
         self.state == State::Data
+    }
+
+    /// Records data that bypassed [`filter`](Self::filter) (a caller's
+    /// fast path for input without `IAC` while [`is_idle`](Self::is_idle)),
+    /// so the interrupt rule still knows whether a character is incomplete.
+    pub fn note_data(&mut self, data: &[u8]) {
+        self.utf8_missing = utf8_missing_after(self.utf8_missing, data);
+    }
+
+    /// Whether the peer agreed to send 8-bit data as it is (`WILL BINARY`).
+    pub fn peer_sends_binary(&self) -> bool {
+        self.peer_binary
+    }
+
+    /// Appends one data byte to `out`.
+    fn push(&mut self, byte: u8, out: &mut Vec<u8>) {
+        out.push(byte);
+        self.note_data(&[byte]);
     }
 
     /// Appends the data bytes of `input` to `out`, dropping commands. Stops
@@ -115,6 +232,24 @@ impl TelnetFilter {
         self.run(input, out, Some(replies))
     }
 
+    /// The answer to `IAC command option`, if one is owed. BINARY from the
+    /// peer is welcome; every other option stays off, as in Twisted
+    /// (enableLocal/enableRemote refuse everything); a WONT/DONT confirming
+    /// what is already so gets no answer, so no negotiation can loop.
+    fn answer(&mut self, command: u8, option: u8) -> Option<u8> {
+        match (command, option) {
+            (WILL, BINARY) => {
+                self.peer_binary = true;
+                // Our own DO already asked for it: this is the answer.
+                (!std::mem::replace(&mut self.binary_asked, true)).then_some(DO)
+            }
+            (WONT, BINARY) => std::mem::take(&mut self.peer_binary).then_some(DONT),
+            (DO, _) => Some(WONT),
+            (WILL, _) => Some(DONT),
+            _ => None,
+        }
+    }
+
     fn run(
         &mut self,
         input: &[u8],
@@ -127,10 +262,12 @@ impl TelnetFilter {
                 State::Data => match memchr(IAC, &input[i..]) {
                     None => {
                         out.extend_from_slice(&input[i..]);
+                        self.note_data(&input[i..]);
                         i = input.len();
                     }
                     Some(n) => {
                         out.extend_from_slice(&input[i..i + n]);
+                        self.note_data(&input[i..i + n]);
                         i += n + 1;
                         self.state = State::Iac;
                     }
@@ -139,34 +276,47 @@ impl TelnetFilter {
                     let byte = input[i];
                     i += 1;
                     self.state = State::Data;
-                    match byte {
-                        IAC => out.push(IAC),
-                        WILL | WONT | DO | DONT => self.state = State::Option(byte),
-                        SB => self.state = State::Sub,
-                        IP => {
-                            return Filtered {
-                                consumed: i,
-                                interrupt: true,
-                            };
+                    if byte == IAC {
+                        self.push(IAC, out);
+                        continue;
+                    }
+                    // The peer speaks telnet: ask for 8-bit input, once.
+                    let offered = match replies.as_deref_mut() {
+                        Some(replies) if !self.binary_asked => {
+                            self.binary_asked = true;
+                            replies.extend_from_slice(&[IAC, DO, BINARY]);
+                            true
                         }
-                        // NOP, DM, BRK, AO, AYT, EC, EL, GA, a stray SE:
+                        _ => false,
+                    };
+                    let mut interrupt = false;
+                    match (byte, mangled_byte(byte)) {
+                        (WILL | WONT | DO | DONT, _) => self.state = State::Option(byte),
+                        (SB, _) => self.state = State::Sub,
+                        // The interrupt rule: inside a character, the
+                        // command stands for a lost continuation byte.
+                        (_, Some(lost)) if self.utf8_missing > 0 => self.push(lost, out),
+                        (IP, _) => interrupt = true,
+                        // NOP, DM, AYT, EC, EL, GA, a stray SE, and BRK,
+                        // ABORT, SUSP, AO, EOF between characters:
                         // commands without data, dropped.
                         _ => {}
+                    }
+                    if interrupt || offered {
+                        return Filtered {
+                            consumed: i,
+                            interrupt,
+                        };
                     }
                 }
                 State::Option(command) => {
                     let option = input[i];
                     i += 1;
                     self.state = State::Data;
-                    // Twisted's enableLocal/enableRemote refuse everything;
-                    // a WONT/DONT confirms what is already so: no answer.
-                    let refusal = match command {
-                        DO => Some(WONT),
-                        WILL => Some(DONT),
-                        _ => None,
-                    };
-                    if let (Some(refusal), Some(replies)) = (refusal, replies.as_deref_mut()) {
-                        replies.extend_from_slice(&[IAC, refusal, option]);
+                    if let Some(reply) = self.answer(command, option)
+                        && let Some(replies) = replies.as_deref_mut()
+                    {
+                        replies.extend_from_slice(&[IAC, reply, option]);
                         return Filtered {
                             consumed: i,
                             interrupt: false,
@@ -313,7 +463,12 @@ mod tests {
     #[test]
     fn do_timing_mark_after_an_interrupt_gets_wont_in_its_place() {
         // What telnet sends for Ctrl-C: IAC IP IAC DO TM.
-        check_answers_at_every_split(b"ab\xff\xf4\xff\xfd\x06cd", b"abcd", b"ab^C\xff\xfc\x06cd");
+        // The interrupt is the first command: DO BINARY goes with it.
+        check_answers_at_every_split(
+            b"ab\xff\xf4\xff\xfd\x06cd",
+            b"abcd",
+            b"ab\xff\xfd\x00^C\xff\xfc\x06cd",
+        );
     }
 
     #[test]
@@ -322,7 +477,7 @@ mod tests {
         check_answers_at_every_split(
             b"1\xff\xfd\x012\xff\xfb\x1f3\xff\xfc\x224\xff\xfe\x03\xff\xf3\xff\xfd\x065",
             b"12345",
-            b"1\xff\xfc\x012\xff\xfe\x1f34\xff\xfc\x065",
+            b"1\xff\xfd\x00\xff\xfc\x012\xff\xfe\x1f34\xff\xfc\x065",
         );
     }
 
@@ -345,5 +500,117 @@ mod tests {
         f.filter(b"\xff", &mut out);
         assert!(f.is_idle());
         assert_eq!(out, b"hello\xff");
+    }
+
+    /// What Debian's telnet (inetutils 2.4, non-binary) sent for the typed
+    /// line `добрый утро 日本 é`: 0x83 became `IAC IP IAC DO TM`, 0x9C
+    /// became `IAC BRK IAC DO TM`.
+    const MANGLED_LINE: &[u8] = b"\xd0\xb4\xd0\xbe\xd0\xb1\xd1\x80\xd1\x8b\xd0\xb9 \xd1\xff\xf4\xff\xfd\x06\xd1\x82\xd1\x80\xd0\xbe \xe6\x97\xa5\xe6\xff\xf3\xff\xfd\x06\xac \xc3\xa9\r\n";
+
+    #[test]
+    fn bytes_the_client_turned_into_commands_are_put_back() {
+        let typed = "добрый утро 日本 é\r\n".as_bytes();
+        // No interrupt; one DO BINARY at the first command; each timing
+        // mark refused in its place.
+        let u = typed.iter().position(|&b| b == 0x83).unwrap();
+        let hon = typed.iter().position(|&b| b == 0x9c).unwrap();
+        let mut expected = typed[..=u].to_vec();
+        expected.extend_from_slice(b"\xff\xfd\x00\xff\xfc\x06");
+        expected.extend_from_slice(&typed[u + 1..=hon]);
+        expected.extend_from_slice(b"\xff\xfc\x06");
+        expected.extend_from_slice(&typed[hon + 1..]);
+        check_answers_at_every_split(MANGLED_LINE, typed, &expected);
+        check_every_split(MANGLED_LINE, typed, &[]);
+    }
+
+    #[test]
+    fn susp_and_abort_output_inside_a_character_are_put_back() {
+        // `Кто Џ` as the same client sent it: 0x9A became IAC SUSP, 0x8F
+        // IAC AO; and ABORT (0x9C in line mode) and EOF (0x84).
+        check_every_split(
+            b"\xd0\xff\xed\xff\xfd\x06\xd1\x82\xd0\xbe \xd0\xff\xf5 \xe6\xff\xee\xac\xd0\xff\xec",
+            "Кто Џ 本Є".as_bytes(),
+            &[],
+        );
+        assert_eq!("Є".as_bytes(), b"\xd0\x84");
+    }
+
+    #[test]
+    fn ctrl_c_after_a_complete_character_is_an_interrupt() {
+        check_every_split(b"\xc3\xa9\xff\xf4", "é".as_bytes(), &[2]);
+        check_every_split(b"\xff\xf4", b"", &[0]);
+        // BRK between characters is a command without data.
+        check_every_split(b"\xe6\x97\xa5\xff\xf3x", "日x".as_bytes(), &[]);
+    }
+
+    #[test]
+    fn a_lead_byte_that_is_not_utf8_delays_ctrl_c_by_at_most_its_promise() {
+        // Latin-1 é (0xE9) looks like a 3-byte lead: two interrupts are
+        // taken as its missing bytes, the third is Ctrl-C.
+        check_every_split(b"\xe9\xff\xf4\xff\xf4\xff\xf4", b"\xe9\x83\x83", &[3]);
+        // Any byte that is not a continuation ends the promise.
+        check_every_split(b"\xe9\n\xff\xf4", b"\xe9\n", &[2]);
+    }
+
+    #[test]
+    fn utf8_tails_are_counted_across_pieces() {
+        assert_eq!(utf8_missing_after(0, b""), 0);
+        assert_eq!(utf8_missing_after(0, b"ab\xd1"), 1);
+        assert_eq!(utf8_missing_after(0, b"\xf0\x9f"), 2);
+        assert_eq!(utf8_missing_after(2, b"\x98"), 1);
+        assert_eq!(utf8_missing_after(1, b"\x80\x80"), 0);
+        assert_eq!(utf8_missing_after(0, b"\xf0\x9f\x98\x80"), 0);
+        assert_eq!(utf8_missing_after(3, b"\x80\x80\x80\x80"), 0);
+        assert_eq!(utf8_missing_after(0, b"\xc3\xa9\xa9"), 0);
+        assert_eq!(utf8_missing_after(0, b"\xff"), 0);
+        let mut f = TelnetFilter::new();
+        f.note_data(b"x\xe6");
+        let mut out = Vec::new();
+        let r = f.filter(b"\xff\xf3\xac\xff\xf4", &mut out);
+        assert!(r.interrupt);
+        assert_eq!(out, &"本".as_bytes()[1..]);
+    }
+
+    /// The stream the peer would see for `input` fed whole.
+    fn answers(input: &[u8]) -> Vec<u8> {
+        let (_, stream) = run_answering(&[input]);
+        stream
+    }
+
+    #[test]
+    fn binary_is_asked_for_once_and_only_after_a_telnet_command() {
+        // A peer that never sends a command (nc) never sees one.
+        assert_eq!(answers(b"ab\xff\xff\xc3\xa9\r\n"), b"ab\xff\xc3\xa9\r\n");
+        // The first command brings DO BINARY; its WILL is the answer, and
+        // gets none; a second command brings no second offer.
+        assert_eq!(
+            answers(b"\xff\xf1a\xff\xfb\x00b\xff\xf1"),
+            b"\xff\xfd\x00ab"
+        );
+        // A WILL BINARY of the peer's own is accepted, once.
+        assert_eq!(answers(b"\xff\xfb\x00\xff\xfb\x00"), b"\xff\xfd\x00");
+        // Switching it off again is acknowledged; refusing our DO is not.
+        assert_eq!(
+            answers(b"\xff\xfb\x00\xff\xfc\x00\xff\xfc\x00"),
+            b"\xff\xfd\x00\xff\xfe\x00"
+        );
+        assert_eq!(answers(b"\xff\xf1\xff\xfc\x00"), b"\xff\xfd\x00");
+        // We are not asked to send binary: refused as every option.
+        assert_eq!(answers(b"\xff\xfd\x00"), b"\xff\xfd\x00\xff\xfc\x00");
+        let mut f = TelnetFilter::new();
+        let (mut out, mut replies) = (Vec::new(), Vec::new());
+        f.filter_answering(b"\xff\xf1", &mut out, &mut replies);
+        assert!(!f.peer_sends_binary());
+        f.filter_answering(b"\xff\xfb\x00", &mut out, &mut replies);
+        assert!(f.peer_sends_binary());
+    }
+
+    #[test]
+    fn filter_without_answers_never_offers_binary() {
+        let mut f = TelnetFilter::new();
+        let mut out = Vec::new();
+        let r = f.filter(b"\xff\xf1a\xff\xfb\x00b", &mut out);
+        assert_eq!(r.consumed, 7);
+        assert_eq!(out, b"ab");
     }
 }

@@ -90,8 +90,9 @@ mod tests {
     #[test]
     fn telnet_commands_are_not_part_of_the_question() {
         let out = assert_same_for_every_chunking(bot, b"\xff\xfb\x01How are\xff\xf1 you?\r\n");
+        // The peer speaks telnet: DO BINARY (so UTF-8 arrives as typed).
         // WILL ECHO is refused (DONT ECHO), as Twisted's telnet does.
-        assert_eq!(out.output, b"\xff\xfe\x01Fine\r\n");
+        assert_eq!(out.output, b"\xff\xfd\x00\xff\xfe\x01Fine\r\n");
     }
 
     #[test]

@@ -448,6 +448,7 @@ mod tests {
             format!("* welcome, {ME}: 1 here (you included); /help lists the commands\r\n")
                 .as_bytes(),
             format!("* 1 here: {ME}\r\n").as_bytes(),
+            b"\xff\xfd\x00", // DO BINARY, at the first command
             b"\xff\xfc\x06", // WONT TIMING-MARK
             format!("* 1 here: {ME}\r\n").as_bytes(),
             b"\xff\xfe\x1f", // DONT NAWS
@@ -573,7 +574,7 @@ mod tests {
         a.connect();
         a.take_output();
         a.feed(b"\xff\xf4");
-        assert_eq!(a.take_text(), "* bye\r\n");
+        assert_eq!(a.take_output(), b"\xff\xfd\x00* bye\r\n");
         assert_eq!(a.closing(), Closing::Lose);
         assert!(room.is_empty());
     }

@@ -433,7 +433,8 @@ mod tests {
         let input = b"help\r\n\xff\xf3\xff\xfd\x06nope\r\n\xff\xf4\xff\xfd\x06help\r\n";
         let out = assert_same_for_every_chunking(|| receiver(&f), input);
         let mut expected = HELP.as_bytes().to_vec();
-        expected.extend_from_slice(b"\xff\xfc\x06Command not found.\n");
+        // DO BINARY at the first command, WONT TIMING-MARK in its place.
+        expected.extend_from_slice(b"\xff\xfd\x00\xff\xfc\x06Command not found.\n");
         assert_eq!(out.output, expected);
         assert_eq!(out.closing, crate::Closing::Lose);
     }
