@@ -6,7 +6,7 @@ mod chat_support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use chat_support::Server;
+use chat_support::{Server, UTF8_LINE, telnet_script};
 
 /// Pipes `input` through `nc` (with `extra` flags) to the bot; `-N` sends
 /// EOF after the input, `-w` bounds every wait.
@@ -65,4 +65,24 @@ fn telnet_commands_are_ignored_and_too_long_lines_close() {
             .wait_for("line too long", chat_support::PATIENCE)
             .is_some()
     );
+}
+
+/// UTF-8 typed in the real telnet (under a pty) is a question like any
+/// other, twice (before and after the client turned binary), and the
+/// connection stays: the known question is still answered; Ctrl-C leaves.
+#[test]
+fn utf8_typed_in_telnet_is_answered_and_disconnects_no_one() {
+    let server = Server::start("answer", &[]);
+    let shrug = "expect=I don't know what you mean\r\n".to_string();
+    let steps = [
+        format!("type={UTF8_LINE}"),
+        shrug.clone(),
+        format!("type={UTF8_LINE}"),
+        shrug,
+        "type=How are you?".to_string(),
+        "expect=Fine\r\n".to_string(),
+        "ctrl-c".to_string(),
+    ];
+    telnet_script(server.port, &steps);
+    assert_eq!(server.log.count("telnet interrupt"), 1);
 }

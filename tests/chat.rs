@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_support::{Client, PATIENCE, Server, join};
+use chat_support::{Client, PATIENCE, Server, UTF8_LINE, join, telnet_script};
 
 /// Checks that every client got the same chat lines, each exactly once,
 /// and that each sender's lines kept the order it sent them in.
@@ -447,6 +447,41 @@ fn a_telnet_session_under_a_pty_with_ctrl_c() {
 #[test]
 fn a_telnet_session_under_a_pty_goes_on_after_ctrl_backslash() {
     telnet_session("ctrl-backslash");
+}
+
+/// UTF-8 typed in the real telnet reaches an `nc`-like client byte for
+/// byte, and no one is disconnected: the first line (sent before the client
+/// turned binary, with `у` as IAC IP and `本` as IAC BRK), the same line
+/// again (binary by then), and `そ ѝ`, whose 0x9D only a binary client
+/// sends (a non-binary one takes it for its escape key, `^]`). Then Ctrl-C
+/// still leaves.
+#[test]
+fn utf8_typed_in_telnet_reaches_an_nc_client_intact() {
+    let server = Server::start("chat", &[]);
+    let (mut nc, _) = join(&server);
+    let said = |text: &str| format!("expect=<127\\.0\\.0\\.1:\\d+> {text}\r\n");
+    let steps = [
+        "expect=\\* welcome, ".to_string(),
+        format!("type={UTF8_LINE}"),
+        said(UTF8_LINE),
+        format!("type={UTF8_LINE}"),
+        said(UTF8_LINE),
+        "type=そ ѝ".to_string(),
+        said("そ ѝ"),
+        "ctrl-c".to_string(),
+    ];
+    telnet_script(server.port, &steps);
+    // `line` insists on UTF-8 and CRLF; invalid bytes would have become
+    // U+FFFD in the room.
+    let lines = nc.chat_lines(3);
+    let sender = lines[0].split_once("> ").map(|(name, _)| name).unwrap();
+    assert!(sender.starts_with("<127.0.0.1:"), "{lines:?}");
+    assert_eq!(
+        lines,
+        [UTF8_LINE, UTF8_LINE, "そ ѝ"].map(|text| format!("{sender}> {text}"))
+    );
+    let left = nc.line();
+    assert_eq!(left, format!("* {} left (1 here)", &sender[1..]));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The command server end to end: the real `spindle serve cmd`, driven
 //! over loopback by raw TCP clients and netcat, as a user would.
 
+mod chat_support;
 mod util;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -549,4 +550,26 @@ fn comhash_inline_answers_before_the_next_command_on_every_thread_model() {
             "{model}"
         );
     }
+}
+
+/// UTF-8 typed in the real telnet (under a pty) reaches the command server
+/// intact: `comhash` finds a file whose name has `у` (0x83, IAC IP to a
+/// non-binary telnet) and `本` (0x9C, IAC BRK), before and after the
+/// client turned binary; `exit` closes.
+#[test]
+fn utf8_typed_in_telnet_names_a_file_intact() {
+    let scratch = Scratch::new("utf8");
+    let name = format!("{}.txt", chat_support::UTF8_LINE);
+    std::fs::write(scratch.root().join(&name), b"abc").unwrap();
+    let (_server, port) = serve(&scratch, &[]);
+    // SHA-1 of "abc"; the pty shows the `\n` as `\r\n`.
+    let hash = "expect=File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\r?\n".to_string();
+    let steps = [
+        format!("type=comhash {name}"),
+        hash.clone(),
+        format!("type=comhash {name}"),
+        hash,
+        "type=exit".to_string(),
+    ];
+    chat_support::telnet_script(port, &steps);
 }

@@ -257,3 +257,30 @@ pub fn join(server: &Server) -> (Client, usize) {
         .unwrap_or_else(|| panic!("no count in {greeting:?}"));
     (c, here)
 }
+
+/// What a user types in the UTF-8 tests: Cyrillic with `у` (D1 83, which a
+/// non-binary telnet sends as IAC IP), CJK with `本` (E6 9C AC: IAC BRK),
+/// and an accent.
+pub const UTF8_LINE: &str = "добрый утро 日本 é";
+
+/// Runs the real `telnet` under a pty through `steps` (see
+/// `telnet_script.py`: `type=TEXT`, `expect=REGEX`, `ctrl-c`), which ends
+/// when telnet reports the connection closed; fails the test otherwise.
+pub fn telnet_script(port: u16, steps: &[String]) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/chat_support/telnet_script.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .args(steps)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "telnet session failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
