@@ -102,6 +102,13 @@ struct ServeArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     port_offset: u16,
 
+    /// Bind the default ports on this address only (e.g. 127.0.0.1, ::1;
+    /// 0.0.0.0: every IPv4 interface), for `all` too. Default: each
+    /// protocol's own (every interface; cmd: 127.0.0.1). With --listen, say
+    /// interface= in the endpoint instead.
+    #[arg(long, value_name = "ADDR", conflicts_with = "listen")]
+    interface: Option<std::net::IpAddr>,
+
     /// The concurrency model.
     #[arg(long, value_enum, default_value = "pool")]
     model: ModelArg,
@@ -348,7 +355,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         let endpoints: Vec<String> = if args.listen.is_empty() {
             let default = catalog::default_endpoint(name)
                 .ok_or_else(|| usage(format!("no default port for {name}")))?;
-            vec![offset_port(default, args.port_offset)?]
+            vec![default_endpoint(default, args.port_offset, args.interface)?]
         } else {
             args.listen.clone()
         };
@@ -383,9 +390,11 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
             program: program.clone(),
             args: child_args,
         };
-        server
+        let bound = server
             .listen_with_child(&endpoint, factory, child)
             .map_err(|e| runtime(format!("cannot listen on {endpoint} for {name}: {e}")))?;
+        // The protocol as the user named it, and where it can be reached.
+        log::info!("{name} on {bound}");
     }
     server
         .run()
@@ -438,12 +447,17 @@ fn bench(args: &spindle::load::args::BenchArgs) -> Result<(), Failure> {
     }
 }
 
-/// `tcp:1234` shifted by `offset`: `tcp:1334`.
-fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
+/// A protocol's default endpoint (`tcp:1234`) with its port shifted by
+/// `offset` (`tcp:1334`) and, if given, bound on `interface` instead.
+fn default_endpoint(
+    endpoint: &str,
+    offset: u16,
+    interface: Option<std::net::IpAddr>,
+) -> Result<String, Failure> {
     match Endpoint::parse(endpoint).map_err(|e| usage(e.to_string()))? {
         Endpoint::Tcp {
             port,
-            interface,
+            interface: default_interface,
             backlog,
         } => {
             let port = port.checked_add(offset).ok_or_else(|| {
@@ -453,7 +467,7 @@ fn offset_port(endpoint: &str, offset: u16) -> Result<String, Failure> {
             })?;
             Ok(Endpoint::Tcp {
                 port,
-                interface,
+                interface: interface.unwrap_or(default_interface),
                 backlog,
             }
             .to_string())

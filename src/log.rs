@@ -1,7 +1,7 @@
 //! Twisted-style log lines on top of `log` and `env_logger`.
 //!
 //! ```text
-//! 2026-11-23 08:51:48+0000 [-] EchoFactory starting on 1234
+//! 2026-11-23 08:51:48+0000 [-] EchoFactory starting on 0.0.0.0:1234
 //! 2026-11-23 08:51:50+0000 [Echo,0,127.0.0.1] connection lost: Connection was closed cleanly.
 //! ```
 //!

@@ -147,7 +147,7 @@ impl Refusal {
 /// One factory may listen on several ports; `start_factory` runs before the
 /// first port opens and `stop_factory` after the last one closes, once each.
 pub trait Factory: Send + Sync + 'static {
-    /// The name in log lines: `EchoFactory starting on 1234`.
+    /// The name in log lines: `EchoFactory starting on 0.0.0.0:1234`.
     fn name(&self) -> &str;
 
     /// A new protocol for the connection from `peer`, or a refusal: the

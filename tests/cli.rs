@@ -159,7 +159,8 @@ fn sigterm_stops_gracefully_and_logs_in_twisted_format() {
     assert_eq!(s.wait_exit(DEADLINE), Some(0));
     let log = s.log();
     let first = log.lines().next().unwrap();
-    // 2026-11-23 08:51:48+0000 [-] Starting factory EchoFactory
+    // 2026-11-23 08:51:48+0000 [-] echo on 127.0.0.1:PORT (the protocol as
+    // named on the command line, where it listens), then Twisted's lines.
     let (stamp, rest) = first.split_at(24);
     assert!(
         stamp.len() == 24
@@ -167,7 +168,9 @@ fn sigterm_stops_gracefully_and_logs_in_twisted_format() {
             && (stamp.contains('+') || stamp.contains('-')),
         "timestamp {stamp:?}"
     );
-    assert_eq!(rest, " [-] Starting factory EchoFactory");
+    assert_eq!(rest, format!(" [-] echo on 127.0.0.1:{port}"));
+    let second = log.lines().nth(1).unwrap();
+    assert_eq!(&second[24..], " [-] Starting factory EchoFactory");
 }
 
 #[test]
@@ -359,4 +362,148 @@ fn tcp_endpoints_listen_with_a_1024_backlog_unless_told() {
         "tcp:0:interface=127.0.0.1:backlog=50",
     ]);
     assert_eq!(listen_backlog(s.port_of("EchoFactory")), 50);
+}
+
+/// A port offset under which every default port is free.
+fn free_offset() -> u16 {
+    let ports: Vec<u16> = spindle::catalog::NAMES
+        .iter()
+        .filter_map(
+            |name| match Endpoint::parse(spindle::catalog::default_endpoint(name)?) {
+                Ok(Endpoint::Tcp { port, .. }) => Some(port),
+                _ => None,
+            },
+        )
+        .collect();
+    (20_000..40_000u16)
+        .step_by(83)
+        .find(|o| {
+            ports
+                .iter()
+                .all(|p| TcpListener::bind(("0.0.0.0", p + o)).is_ok())
+        })
+        .expect("a free port range")
+}
+
+/// Whether a TCP connection to `ip:port` is accepted.
+fn reachable(ip: &str, port: u16) -> bool {
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    std::net::TcpStream::connect_timeout(&addr, DEADLINE).is_ok()
+}
+
+#[test]
+fn serve_all_interface_binds_every_protocol_there_only_and_says_where() {
+    // 127.0.0.2 is loopback too on Linux, so the test stays on this host
+    // and can tell "bound there" from "bound everywhere".
+    let offset = free_offset();
+    let s = Spindle::start(&[
+        "serve",
+        "all",
+        "--interface",
+        "127.0.0.2",
+        "--port-offset",
+        &offset.to_string(),
+    ]);
+    assert!(s.wait_for_log("Site starting on "), "{}", s.log());
+    let log = s.log();
+    for name in spindle::catalog::NAMES {
+        let Ok(Endpoint::Tcp { port, .. }) =
+            Endpoint::parse(spindle::catalog::default_endpoint(name).unwrap())
+        else {
+            panic!("{name} has a TCP default")
+        };
+        let port = port + offset;
+        assert!(
+            log.contains(&format!("[-] {name} on 127.0.0.2:{port}\n")),
+            "{name}: {log}"
+        );
+        assert!(reachable("127.0.0.2", port), "{name} on 127.0.0.2:{port}");
+        assert!(!reachable("127.0.0.1", port), "{name} also on 127.0.0.1");
+    }
+    // Every factory's line names the address, not only the port.
+    let starting: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" starting on "))
+        .collect();
+    assert_eq!(starting.len(), spindle::catalog::NAMES.len(), "{log}");
+    for line in starting {
+        assert!(line.contains(" starting on 127.0.0.2:"), "{line}");
+    }
+}
+
+#[test]
+fn a_single_protocol_takes_the_interface_with_its_default_port() {
+    let offset = free_offset();
+    let s = Spindle::start(&[
+        "serve",
+        "echo",
+        "--interface",
+        "127.0.0.2",
+        "--port-offset",
+        &offset.to_string(),
+    ]);
+    assert_eq!(s.port_of("EchoFactory"), 1234 + offset);
+    assert!(
+        s.log()
+            .contains(&format!("echo on 127.0.0.2:{}", 1234 + offset))
+    );
+    assert!(!reachable("127.0.0.1", 1234 + offset));
+    let out = sh(&format!(
+        "printf 'hi\\n' | nc -N 127.0.0.2 {}",
+        1234 + offset
+    ));
+    assert_eq!(out, "hi\n");
+}
+
+#[test]
+fn the_command_server_listens_on_loopback_unless_told_otherwise() {
+    let offset = free_offset();
+    let s = Spindle::start(&["serve", "cmd", "--port-offset", &offset.to_string()]);
+    let port = s.port_of("CmdFactory");
+    assert!(
+        s.log()
+            .contains(&format!("CmdFactory starting on 127.0.0.1:{port}")),
+        "{}",
+        s.log()
+    );
+    assert!(reachable("127.0.0.1", port));
+    assert!(
+        !reachable("127.0.0.2", port),
+        "cmd reachable beyond 127.0.0.1"
+    );
+    drop(s);
+    // Asked for, it goes wider.
+    let s = Spindle::start(&[
+        "serve",
+        "cmd",
+        "--interface",
+        "0.0.0.0",
+        "--port-offset",
+        &offset.to_string(),
+    ]);
+    let port = s.port_of("CmdFactory");
+    assert!(s.log().contains(&format!("cmd on 0.0.0.0:{port}")));
+    assert!(reachable("127.0.0.2", port));
+}
+
+#[test]
+fn interface_usage_errors_exit_2() {
+    for (args, needle) in [
+        (
+            &[
+                "serve",
+                "echo",
+                "--interface",
+                "127.0.0.1",
+                "--listen",
+                "tcp:0",
+            ][..],
+            "cannot be used with",
+        ),
+        (&["serve", "all", "--interface", "nowhere"][..], "nowhere"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }

@@ -74,10 +74,11 @@ impl Drop for Served {
     }
 }
 
-/// The port in a `... starting on PORT` log line.
+/// The port in a `... starting on ADDRESS:PORT` log line.
 pub fn port_in(line: &str) -> Option<u16> {
     let rest = &line[line.find(" starting on ")? + " starting on ".len()..];
-    rest.split_whitespace().next()?.parse().ok()
+    let address = rest.split_whitespace().next()?;
+    address.rsplit_once(':')?.1.parse().ok()
 }
 
 /// A `/proc/PID/status` field's number (`VmRSS:` in KiB, `Threads:`), 0

@@ -116,11 +116,7 @@ impl Server {
             f.start_factory();
         }
         for s in &services {
-            log::info!(
-                "{} starting on {}",
-                s.factory.name(),
-                s.listener.port_label()
-            );
+            log::info!("{} starting on {}", s.factory.name(), s.host);
         }
         {
             let _ctx = ContextGuard::enter("-");

@@ -623,10 +623,11 @@ impl ServerProcess {
     }
 }
 
-/// The port in a `... starting on PORT` log line.
+/// The port in a `... starting on ADDRESS:PORT` log line.
 fn port_in(line: &str) -> Option<u16> {
     let rest = &line[line.find(" starting on ")? + " starting on ".len()..];
-    rest.split_whitespace().next()?.parse().ok()
+    let address = rest.split_whitespace().next()?;
+    address.rsplit_once(':')?.1.parse().ok()
 }
 
 /// Writes results.json, results.md, throughput.svg, p99.svg, memory.svg.
@@ -792,7 +793,7 @@ mod tests {
     #[test]
     fn port_from_the_log() {
         assert_eq!(
-            port_in("2026-11-23 08:40:46+0000 [-] EchoFactory starting on 39253"),
+            port_in("2026-11-23 08:40:46+0000 [-] EchoFactory starting on 127.0.0.1:39253"),
             Some(39253)
         );
         assert_eq!(port_in("Starting factory EchoFactory"), None);

@@ -62,7 +62,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary and waits for `<Factory> starting on <port>`.
+    /// Starts the binary and waits for `<Factory> starting on <address>:<port>`.
     pub fn start(protocol: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
             .args(["serve", protocol, "--listen", "tcp:0:interface=127.0.0.1"])
@@ -87,7 +87,7 @@ impl Server {
             .wait_for(" starting on ", PATIENCE)
             .unwrap_or_else(|| panic!("server did not start: {}", log.text()));
         let port = line
-            .rsplit(' ')
+            .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));

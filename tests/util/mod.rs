@@ -75,7 +75,7 @@ impl Spindle {
         wait_until(DEADLINE, || self.log().contains(needle))
     }
 
-    /// The port of the first `<factory> starting on <port>` log line.
+    /// The port of the first `<factory> starting on <address>:<port>` log line.
     pub fn port_of(&self, factory: &str) -> u16 {
         let marker = format!("{factory} starting on ");
         assert!(
@@ -85,7 +85,8 @@ impl Spindle {
         );
         let log = self.log();
         let rest = &log[log.find(&marker).unwrap() + marker.len()..];
-        rest.split_whitespace().next().unwrap().parse().unwrap()
+        let address = rest.split_whitespace().next().unwrap();
+        address.rsplit_once(':').unwrap().1.parse().unwrap()
     }
 
     /// Sends a signal (e.g. `libc::SIGINT`).

@@ -11,7 +11,7 @@ for model in pool thread reactor; do
   "$spindle" serve echo --model "$model" --workers 64 --listen tcp:0:interface=127.0.0.1 --grace 1s >"$log" 2>&1 &
   server=$!
   for _ in $(seq 100); do grep -q "starting on" "$log" && break; sleep 0.05; done
-  port=$(grep -o "starting on [0-9]*" "$log" | awk '{print $3}')
+  port=$(grep -o "starting on [^ ]*" "$log" | awk '{print $3}' | sed 's/.*://')
   "$spindle" load idle -t "127.0.0.1:$port" -c 64 -d 6s --warmup 0s >/dev/null 2>&1 &
   idle=$!
   sleep 1.5   # let the 64 idle connections take their workers

@@ -53,8 +53,11 @@ use crate::spawn::{ProcessEnd, ProcessProtocol, spawn_process};
 use crate::transport::Transport;
 use lastlog::LastLogOutput;
 
-/// Where `spindle serve cmd` listens unless told otherwise.
-pub const DEFAULT_ENDPOINT: &str = "tcp:9999";
+/// Where `spindle serve cmd` listens unless told otherwise: loopback only,
+/// since anyone who reaches it can read the log (`lastlog`) and hash files
+/// under the server's directory (`comhash`). `--interface` or `--listen`
+/// opens it wider, on purpose.
+pub const DEFAULT_ENDPOINT: &str = "tcp:9999:interface=127.0.0.1";
 /// Connections served at once unless `--max-clients` says otherwise (the
 /// tutorial's `clients_max`).
 pub const DEFAULT_MAX_CLIENTS: usize = 10;
