@@ -342,6 +342,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     } else {
         vec![args.protocol.as_str()]
     };
+    let names = fit_the_process_model(names, args)?;
     // The stop handler goes in before anything is bound or started: a
     // Ctrl-C or SIGTERM during start-up then takes the graceful path
     // (run() sees the stopper already fired) instead of being lost or
@@ -399,6 +400,34 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     server
         .run()
         .map_err(|e| runtime(format!("server failed: {e}")))
+}
+
+/// Under `--model process`: refuses a protocol named on the command line
+/// that cannot run there, leaves it out of `all` with a warning, and logs
+/// the warnings the others owe (see [`catalog::process_model_fit`]).
+fn fit_the_process_model<'a>(
+    names: Vec<&'a str>,
+    args: &ServeArgs,
+) -> Result<Vec<&'a str>, Failure> {
+    use catalog::ProcessModelFit;
+    if !matches!(args.model, ModelArg::Process) {
+        return Ok(names);
+    }
+    let mut served = Vec::with_capacity(names.len());
+    for name in names {
+        match catalog::process_model_fit(name) {
+            ProcessModelFit::Refused(why) if args.protocol == "all" => {
+                log::warn!("{why}; `serve all` leaves it out");
+            }
+            ProcessModelFit::Refused(why) => return Err(usage(why)),
+            ProcessModelFit::ServedWithWarning(warning) => {
+                log::warn!("{warning}");
+                served.push(name);
+            }
+            ProcessModelFit::Served => served.push(name),
+        }
+    }
+    Ok(served)
 }
 
 /// One connection of `--model process`, on the socket inherited as stdin.

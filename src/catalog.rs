@@ -27,6 +27,40 @@ pub const NAMES: &[&str] = &[
     "http",
 ];
 
+/// How a protocol fares under `--model process`, where every connection
+/// runs in a process of its own and nothing is shared between them. The
+/// engine already warns about every factory whose
+/// [`shares_state`](crate::Factory::shares_state) is true; this says what
+/// the command line must add to that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessModelFit {
+    /// Served; whatever sharing is lost, the engine's warning says.
+    Served,
+    /// Served, with this warning about an option that stops meaning
+    /// anything.
+    ServedWithWarning(&'static str),
+    /// Not served, for this reason: the protocol is its sharing.
+    Refused(&'static str),
+}
+
+/// How `name` fares under `--model process`. Welcome's count, QOTD's
+/// rotation and the web counter lose their sharing and still make sense
+/// (the loss is the lesson); a chat room of one shows nothing at all, so
+/// chat is refused; cmd's `--max-clients` counts one client per process.
+pub fn process_model_fit(name: &str) -> ProcessModelFit {
+    match name {
+        "chat" => ProcessModelFit::Refused(
+            "chat cannot run under --model process: every connection would be alone in a room \
+             of its own and never see another's line (use pool, thread or reactor)",
+        ),
+        "cmd" => ProcessModelFit::ServedWithWarning(
+            "cmd: --max-clients limits nothing under --model process: each connection is the only \
+             client of its own process; --max-connections bounds the children instead",
+        ),
+        _ => ProcessModelFit::Served,
+    }
+}
+
 /// Options that only some protocols read.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
@@ -183,5 +217,27 @@ mod tests {
             panic!("an unknown name builds nothing")
         };
         assert!(e.contains("gopher"), "{e}");
+    }
+
+    #[test]
+    fn factories_that_share_state_say_so_and_the_process_model_fit_follows() {
+        let options = ProtocolOptions::default();
+        for name in NAMES {
+            let shares = build_factory(name, &options).unwrap().shares_state();
+            let expected = matches!(*name, "qotd" | "welcome" | "chat" | "cmd" | "http");
+            assert_eq!(shares, expected, "{name}");
+            // Only a factory that shares state can lose anything.
+            if !shares {
+                assert_eq!(process_model_fit(name), ProcessModelFit::Served, "{name}");
+            }
+        }
+        assert!(matches!(
+            process_model_fit("chat"),
+            ProcessModelFit::Refused(_)
+        ));
+        assert!(matches!(
+            process_model_fit("cmd"),
+            ProcessModelFit::ServedWithWarning(w) if w.contains("--max-clients")
+        ));
     }
 }

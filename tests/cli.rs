@@ -507,3 +507,53 @@ fn interface_usage_errors_exit_2() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_process_model_refuses_chat_by_name_and_leaves_it_out_of_all() {
+    let (code, err) = run(&[
+        "serve",
+        "chat",
+        "--model",
+        "process",
+        "--listen",
+        LOOPBACK_ANY,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("chat cannot run under --model process") && err.contains("alone"),
+        "{err}"
+    );
+    let offset = free_offset();
+    let s = Spindle::start(&[
+        "serve",
+        "all",
+        "--model",
+        "process",
+        "--interface",
+        "127.0.0.1",
+        "--port-offset",
+        &offset.to_string(),
+    ]);
+    // The engine warns just before it accepts, after every start line.
+    assert!(
+        s.wait_for_log("Site shares state between connections"),
+        "{}",
+        s.log()
+    );
+    let log = s.log();
+    assert!(
+        log.contains("chat cannot run under --model process")
+            && log.contains("`serve all` leaves it out"),
+        "{log}"
+    );
+    assert!(!log.contains("ChatFactory starting on"), "{log}");
+    assert!(!reachable("127.0.0.1", 1025 + offset));
+    // The others are served, each sharing loss logged as before.
+    assert!(log.contains("WelcomeFactory shares state between connections"));
+    assert!(log.contains("CmdFactory shares state between connections"));
+    let out = sh(&format!(
+        "printf 'hi\\n' | nc -N 127.0.0.1 {}",
+        1234 + offset
+    ));
+    assert_eq!(out, "hi\n");
+}

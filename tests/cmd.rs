@@ -573,3 +573,28 @@ fn utf8_typed_in_telnet_names_a_file_intact() {
     ];
     chat_support::telnet_script(port, &steps);
 }
+
+/// Under `--model process` every connection is the only client of its own
+/// process, so `--max-clients 1` limits nothing: the log says so (and
+/// points at --max-connections), and a second client is indeed served.
+#[test]
+fn max_clients_under_the_process_model_is_warned_about() {
+    let scratch = Scratch::new("process-max-clients");
+    write_log(&scratch);
+    let (s, port) = serve(&scratch, &["--model", "process", "--max-clients", "1"]);
+    assert!(
+        s.wait_for_log("CmdFactory shares state between connections"),
+        "{}",
+        s.log()
+    );
+    let log = s.log();
+    assert!(
+        log.contains("--max-clients limits nothing under --model process")
+            && log.contains("--max-connections"),
+        "{log}"
+    );
+    let mut first = Client::new(port);
+    assert_eq!(first.ask("nothing\n"), "Command not found.\n");
+    let mut second = Client::new(port);
+    assert_eq!(second.ask("nothing\n"), "Command not found.\n");
+}

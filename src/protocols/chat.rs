@@ -393,6 +393,11 @@ impl Factory for ChatFactory {
     fn busy_message(&self) -> Option<&[u8]> {
         Some(b"* the chat is full; try again later\r\n")
     }
+
+    /// The room is shared by every connection: it is the whole point.
+    fn shares_state(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

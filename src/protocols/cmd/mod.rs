@@ -340,6 +340,12 @@ impl Factory for CmdFactory {
     fn busy_message(&self) -> Option<&[u8]> {
         Some(b"Server busy, try again later.\n")
     }
+
+    /// The client count behind `--max-clients` is shared by every
+    /// connection.
+    fn shares_state(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
