@@ -209,6 +209,11 @@ struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     lastlog_timeout: Duration,
 
+    /// cmd: how long `exit` waits for the answers still due (lastlog,
+    /// comhash) before it closes without them.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    exit_wait: Duration,
+
     /// cmd: hash files on the connection's owner instead of the blocking
     /// pool. A teaching switch: under --model reactor one `comhash` of a
     /// big file then stalls every client (NOTES.md, "Blocking work").
@@ -296,6 +301,7 @@ impl ServeArgs {
             delivery_timeout: Some(self.delivery_timeout),
             lastlog_timeout: Some(self.lastlog_timeout),
             comhash_inline: self.comhash_inline,
+            exit_wait: Some(self.exit_wait),
             http: http::SiteConfig {
                 max_header_bytes: self.max_header_bytes,
                 max_headers: self.max_headers,

@@ -100,6 +100,9 @@ pub struct ProtocolOptions {
     /// cmd: hash on the connection's owner, not the blocking pool (for
     /// measuring what `defer_to_thread` saves; default off).
     pub comhash_inline: bool,
+    /// cmd: how long `exit` waits for the answers still due (default
+    /// [`cmd::EXIT_WAIT`]).
+    pub exit_wait: Option<std::time::Duration>,
     /// http: the web server's limits and keep-alive policy.
     pub http: crate::http::SiteConfig,
 }
@@ -198,6 +201,7 @@ fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
             .unwrap_or(defaults.lastlog_time_limit),
         max_line_length: line_length(options)?,
         comhash_inline: options.comhash_inline,
+        exit_wait: options.exit_wait.unwrap_or(defaults.exit_wait),
     };
     cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
 }

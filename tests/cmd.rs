@@ -598,3 +598,33 @@ fn max_clients_under_the_process_model_is_warned_about() {
     let mut second = Client::new(port);
     assert_eq!(second.ask("nothing\n"), "Command not found.\n");
 }
+
+/// Commands piped in, as a script would: `exit` waits for the answers
+/// already due, so every one of them is printed (Twisted's `exit` would
+/// close before lastlog's and comhash's answers came).
+#[test]
+fn piped_commands_get_every_answer_before_exit_closes() {
+    let scratch = Scratch::new("piped");
+    write_log(&scratch);
+    std::fs::write(scratch.root().join("README.md"), b"abc").unwrap();
+    let (_s, port) = serve(&scratch, &[]);
+    // Plain nc: it keeps the connection open after its input ends. (`nc
+    // -N` half-closes it, which the engines take as the end of the
+    // connection, as Twisted does: answers not yet written are lost.)
+    let nc = "nc";
+    let out = sh(&format!(
+        "printf 'lastlog\\ncomhash README.md\\nexit\\nhelp\\n' | {nc} 127.0.0.1 {port}"
+    ));
+    let mut expected_lastlog = String::from("Begin lastlog\n");
+    // The last ten lines of the file, less the `==>` header among them.
+    for i in 6..=14 {
+        expected_lastlog.push_str(&format!("log line {i}\n"));
+    }
+    expected_lastlog.push_str("End lastlog\n");
+    let hash = "File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\n";
+    // The two answers come in whichever order their work ends.
+    assert!(
+        out == format!("{expected_lastlog}{hash}") || out == format!("{hash}{expected_lastlog}"),
+        "{nc}: {out:?}"
+    );
+}

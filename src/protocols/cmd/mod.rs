@@ -23,8 +23,14 @@
 //! * `comhash PATH` → `File hash is : <40 hex>`, streamed on the pool;
 //!   only regular files inside `--root` ([`comhash`]); `comhash` alone →
 //!   `please provide a path.`; a full pool → `An error occured: server busy`.
-//! * `exit` closes; `help` lists the commands; anything else →
-//!   `Command not found.`
+//! * `exit` closes once the answers already due (`lastlog`s and `comhash`es
+//!   still running for this client) have been written, each bounded by its
+//!   own limit (`--lastlog-timeout`; a hash ends with its file), and at most
+//!   `--exit-wait` after the `exit`; lines after `exit` are not run. So
+//!   `printf 'lastlog\ncomhash README.md\nexit\n' | nc HOST 9999` prints
+//!   every answer. *Unlike Twisted*, whose `exit` closes at once and drops
+//!   the answers not yet written. `help` lists the commands; anything else
+//!   → `Command not found.`
 //! * At most `--max-clients` connections at once; the next one is told
 //!   `Too many connections, bye!` and closed (the tutorial closed it
 //!   silently).
@@ -67,6 +73,10 @@ pub const DEFAULT_LOG_FILE: &str = "/var/log/messages";
 /// How long `tail` may run before it is killed, unless `--lastlog-timeout`
 /// says otherwise.
 pub const LASTLOG_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// How long `exit` waits for the answers already due, unless `--exit-wait`
+/// says otherwise: longer than `--lastlog-timeout`'s default, so a `tail`
+/// killed at its limit still gets its error answer out.
+pub const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// What a client beyond `--max-clients` is told before the close.
 pub const TOO_MANY: &str = "Too many connections, bye!";
 
@@ -99,6 +109,9 @@ pub struct CmdConfig {
     /// measure it (NOTES.md, "Blocking work"). Under the reactor, a hash
     /// done inline stalls every connection until it is done.
     pub comhash_inline: bool,
+    /// The longest `exit` waits for answers still due before it closes
+    /// anyway (logged).
+    pub exit_wait: Duration,
 }
 
 impl Default for CmdConfig {
@@ -110,6 +123,7 @@ impl Default for CmdConfig {
             lastlog_time_limit: LASTLOG_TIME_LIMIT,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
             comhash_inline: false,
+            exit_wait: EXIT_WAIT,
         }
     }
 }
@@ -124,6 +138,7 @@ struct Shared {
     lastlog_time_limit: Duration,
     max_line_length: usize,
     comhash_inline: bool,
+    exit_wait: Duration,
     clients: AtomicUsize,
     pool: Arc<BlockingPool>,
 }
@@ -148,6 +163,11 @@ pub struct CmdProtocol {
     /// Dropped with the connection: work for this client watches it (as a
     /// `Weak`) and stops early once it is gone.
     here: Arc<()>,
+    /// Answers still to come: `lastlog` children running, `comhash` jobs
+    /// not yet answered.
+    due: usize,
+    /// `exit` was received: no more commands; close once `due` is 0.
+    exiting: bool,
 }
 
 impl CmdProtocol {
@@ -159,6 +179,7 @@ impl CmdProtocol {
         let shared = self.shared().clone();
         let argv = lastlog::tail_argv(&shared.log_file);
         let pp = LastLog::default();
+        self.due += 1;
         if let Err(e) = spawn_process(
             &shared.pool,
             lines.transport(),
@@ -168,7 +189,44 @@ impl CmdProtocol {
         ) {
             log::warn!("lastlog: {e}");
             lines.write(format!("An error occured: {e}\n").as_bytes());
+            self.due -= 1;
         }
+    }
+
+    /// One answer that was due has been written: the last one lets a
+    /// pending `exit` close.
+    fn answered(&mut self, transport: &mut Transport) {
+        self.due = self.due.saturating_sub(1);
+        if self.exiting && self.due == 0 {
+            transport.lose_connection();
+        }
+    }
+
+    /// `exit`: close now, or once the answers already due are written,
+    /// within `--exit-wait`.
+    fn exit(&mut self, lines: &mut LineTransport<'_>) {
+        if self.due == 0 {
+            lines.lose_connection();
+            return;
+        }
+        self.exiting = true;
+        log::info!(
+            "exit from {}: closing after the {} answer(s) still due",
+            self.client_ip,
+            self.due
+        );
+        let wait = self.shared().exit_wait;
+        lines.call_handler_later(wait, move |me: &mut CmdProtocol, lines| {
+            if me.due == 0 || lines.is_disconnecting() {
+                return;
+            }
+            log::warn!(
+                "exit from {}: {} answer(s) still due after --exit-wait {wait:?}; closing without them",
+                me.client_ip,
+                me.due
+            );
+            lines.lose_connection();
+        });
     }
 
     fn comhash(&mut self, path: &str, lines: &mut LineTransport<'_>) {
@@ -188,18 +246,21 @@ impl CmdProtocol {
         let root = shared.root.clone();
         let path = path.to_string();
         let here = Arc::downgrade(&self.here);
+        self.due += 1;
         defer_to_thread::<CmdReceiver, String, _>(&shared.pool, lines.transport(), move || {
             // Stop hashing once this client is gone: nobody would read it.
             comhash::hash_in_root_while(&root, &path, &|| here.strong_count() > 0)
         })
         .add_callbacks(
-            |_, t, hex| {
+            |me, t, hex| {
                 t.write(format!("File hash is : {hex}\n").as_bytes());
+                me.handler.answered(t);
                 Ok(())
             },
-            |_, t, failure| {
+            |me, t, failure| {
                 log::info!("comhash failed: {failure}");
                 t.write(format!("An error occured: {failure}\n").as_bytes());
+                me.handler.answered(t);
                 Ok(())
             },
         );
@@ -228,6 +289,14 @@ impl LineHandler for CmdProtocol {
     fn line_received(&mut self, line: &[u8], lines: &mut LineTransport<'_>) {
         let text = String::from_utf8_lossy(line);
         let text = text.trim();
+        if self.exiting {
+            log::info!(
+                "Cmd received from {} after exit, not run: {}",
+                self.client_ip,
+                printable(text)
+            );
+            return;
+        }
         log::info!("Cmd received from {} : {}", self.client_ip, printable(text));
         let (command, rest) = match text.split_once(char::is_whitespace) {
             Some((command, rest)) => (command, rest.trim()),
@@ -238,7 +307,7 @@ impl LineHandler for CmdProtocol {
             "comhash" if rest.is_empty() => lines.write(b"please provide a path.\n"),
             "comhash" => self.comhash(rest, lines),
             "help" => lines.write(HELP.as_bytes()),
-            "exit" => lines.lose_connection(),
+            "exit" => self.exit(lines),
             _ => lines.write(b"Command not found.\n"),
         }
     }
@@ -263,11 +332,12 @@ impl ProcessProtocol<CmdReceiver> for LastLog {
         self.output.push_err(data);
     }
 
-    fn process_ended(&mut self, end: &ProcessEnd, _: &mut CmdReceiver, transport: &mut Transport) {
+    fn process_ended(&mut self, end: &ProcessEnd, me: &mut CmdReceiver, transport: &mut Transport) {
         if !end.is_success() {
             log::info!("lastlog: tail {end}");
         }
         transport.write(self.output.answer(end).as_bytes());
+        me.handler.answered(transport);
     }
 }
 
@@ -293,6 +363,7 @@ impl CmdFactory {
                 lastlog_time_limit: config.lastlog_time_limit,
                 max_line_length: config.max_line_length,
                 comhash_inline: config.comhash_inline,
+                exit_wait: config.exit_wait,
                 clients: AtomicUsize::new(0),
                 pool,
             }),
@@ -332,6 +403,8 @@ impl Factory for CmdFactory {
             slot,
             client_ip: peer.host_string(),
             here: Arc::new(()),
+            due: 0,
+            exiting: false,
         };
         let lines = LineConfig::lenient().with_max_length(self.shared.max_line_length);
         Ok(Box::new(LineReceiver::with_config(handler, lines)))
@@ -398,6 +471,8 @@ mod tests {
             slot: ClientSlot(f.factory.shared.clone()),
             client_ip: "127.0.0.1".into(),
             here: Arc::new(()),
+            due: 0,
+            exiting: false,
         };
         LineReceiver::with_config(p, LineConfig::lenient())
     }
@@ -497,6 +572,58 @@ mod tests {
                 && out.ends_with("No such file or directory\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn exit_closes_after_the_answers_already_due_and_runs_nothing_after_it() {
+        let f = fixture("exit-due", 10);
+        let mut h = client(&f);
+        h.feed(b"lastlog\ncomhash abc.txt\nexit\nhelp\n");
+        // Nothing was answered yet: exit must not have closed.
+        assert!(!h.is_closing());
+        let mut out = String::new();
+        let deadline = Instant::now() + WAIT;
+        while !h.is_closing() && Instant::now() < deadline {
+            h.run_inbox_once(Duration::from_millis(50));
+            out.push_str(&h.take_text());
+        }
+        out.push_str(&h.take_text());
+        assert_eq!(h.closing(), crate::Closing::Lose);
+        // Both answers, in whichever order they came, and no help.
+        assert!(
+            out.contains("File hash is : a9993e364706816aba3e25717850c26c9cd0d89d\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Begin lastlog\n") && out.ends_with('\n'),
+            "{out}"
+        );
+        assert!(out.contains("log line 12\nEnd lastlog\n"), "{out}");
+        assert!(!out.contains("help:"), "{out}");
+    }
+
+    #[test]
+    fn exit_with_nothing_due_closes_at_once() {
+        let f = fixture("exit-now", 10);
+        let mut h = client(&f);
+        h.feed(b"help\nexit\nhelp\n");
+        assert_eq!(h.take_text(), HELP);
+        assert_eq!(h.closing(), crate::Closing::Lose);
+    }
+
+    #[test]
+    fn exit_waits_no_longer_than_exit_wait() {
+        let f = fixture("exit-wait", 10);
+        let mut h = client(&f);
+        // Answers that are due but never come: a counted job whose result
+        // is lost (as a delivery that timed out would be).
+        h.protocol.handler.due = 2;
+        h.feed(b"exit\n");
+        assert!(!h.is_closing());
+        h.advance(EXIT_WAIT - Duration::from_millis(1));
+        assert!(!h.is_closing());
+        h.advance(Duration::from_millis(1));
+        assert_eq!(h.closing(), crate::Closing::Lose);
     }
 
     #[test]
