@@ -359,9 +359,24 @@ fn nicks_who_me_help_and_errors() {
         ("/nick 2pac", "! a nick starts with a letter"),
         (
             "/nick bob smith",
-            "! a nick is made of letters, digits, '_' and '-', not ' '",
+            "! a nick is made of letters, digits, '_' and '-', not ' ' (U+0020)",
         ),
         ("/nick abcdefghi", "! a nick has at most 8 characters"),
+        // Eight characters are fine, however many bytes: this one is too
+        // long by its ninth.
+        ("/nick éééééééé9", "! a nick has at most 8 characters"),
+        (
+            "/nick \u{430}lice",
+            "! a nick is written in one script, not Cyrillic and Latin",
+        ),
+        (
+            "/nick al\u{200b}ce",
+            "! a nick is made of letters, digits, '_' and '-', not '\\u{200b}' (U+200B)",
+        ),
+        (
+            "/nick ali\u{202e}ce",
+            "! a nick is made of letters, digits, '_' and '-', not '\\u{202e}' (U+202E)",
+        ),
         (
             "/frobnicate now",
             "! unknown command /frobnicate; /help lists the commands",
@@ -385,6 +400,16 @@ fn nicks_who_me_help_and_errors() {
         "* any other line is said to everyone; start it with // to say a line beginning with /",
     );
     assert!(help.iter().any(|l| l.contains("/nick NAME")), "{help:?}");
+    // Unicode letters: émile, in characters, unique in Unicode lowercase.
+    b.send("/nick émile\r\n".as_bytes());
+    let renamed = format!("* {b_addr} is now known as émile");
+    assert_eq!(b.line(), renamed);
+    // (a has its own earlier lines to read first.)
+    a.until(&renamed);
+    a.send("/nick ÉMILE\r\n".as_bytes());
+    assert_eq!(a.line(), "! émile is taken");
+    b.send("héllo\r\n".as_bytes());
+    assert_eq!(a.line(), "<émile> héllo");
 }
 
 #[test]

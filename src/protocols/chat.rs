@@ -38,7 +38,7 @@ pub const DEFAULT_ENDPOINT: &str = "tcp:1025";
 /// What `/help` prints, one line each.
 pub const HELP: &[&str] = &[
     "* commands:",
-    "*   /nick NAME   be called NAME (letters, digits, _ and -; starts with a letter)",
+    "*   /nick NAME   be called NAME (letters of one script, digits, _ and -; starts with a letter)",
     "*   /who         who is here",
     "*   /me ACTION   say `* NAME ACTION`",
     "*   /help        this text",

@@ -78,63 +78,7 @@ impl fmt::Display for Gone {
 
 impl std::error::Error for Gone {}
 
-/// Why a nick was refused. The `Display` text is told to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NickError {
-    /// No nick given.
-    Empty,
-    /// More characters than the room allows.
-    TooLong {
-        /// The room's limit.
-        max: usize,
-    },
-    /// The first character is not an ASCII letter.
-    BadStart,
-    /// A character outside `A-Z a-z 0-9 _ -`.
-    BadChar(char),
-    /// Another member has it (compared without case).
-    Taken(String),
-    /// The asker is no longer in the room.
-    Gone,
-}
-
-impl fmt::Display for NickError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NickError::Empty => f.write_str("usage: /nick NAME"),
-            NickError::TooLong { max } => write!(f, "a nick has at most {max} characters"),
-            NickError::BadStart => f.write_str("a nick starts with a letter"),
-            NickError::BadChar(c) => write!(
-                f,
-                "a nick is made of letters, digits, '_' and '-', not {:?}",
-                c
-            ),
-            NickError::Taken(nick) => write!(f, "{nick} is taken"),
-            NickError::Gone => f.write_str("you are no longer in the room"),
-        }
-    }
-}
-
-impl std::error::Error for NickError {}
-
-/// Checks a nick's spelling: 1 to `max` ASCII letters, digits, `_` or `-`,
-/// starting with a letter. (Addresses contain `.` or `:`, so a nick can
-/// never pass for another member's address.)
-pub fn check_nick(nick: &str, max: usize) -> Result<(), NickError> {
-    let mut chars = nick.chars();
-    let first = chars.next().ok_or(NickError::Empty)?;
-    if !first.is_ascii_alphabetic() {
-        return Err(NickError::BadStart);
-    }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(NickError::BadChar(bad));
-    }
-    // Only ASCII is left, so bytes are characters.
-    if nick.len() > max {
-        return Err(NickError::TooLong { max });
-    }
-    Ok(())
-}
+pub use super::nick::{NickError, check_nick};
 
 /// Text from a client made safe to show on other people's terminals:
 /// invalid UTF-8 becomes U+FFFD (so no lone 0xFF reaches a telnet client
@@ -322,13 +266,16 @@ impl Room {
     /// old name.
     pub fn rename(&self, id: MemberId, nick: &str) -> Result<String, NickError> {
         check_nick(nick, self.max_nick_len)?;
+        // Taken if another's nick looks the same: case and look-alike
+        // letters aside (see `nick::skeleton`).
+        let wanted = super::nick::skeleton(nick);
         let mut state = self.lock();
         let i = state.position(id).ok_or(NickError::Gone)?;
         if let Some(other) = state.members.iter().find(|m| {
             m.id != id
                 && m.nick
                     .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(nick))
+                    .is_some_and(|n| super::nick::skeleton(n) == wanted)
         }) {
             return Err(NickError::Taken(other.name().to_string()));
         }
@@ -570,24 +517,16 @@ mod tests {
     }
 
     #[test]
-    fn nick_rules() {
-        let max = DEFAULT_MAX_NICK_LEN;
-        assert_eq!(check_nick("alice", max), Ok(()));
-        assert_eq!(check_nick("a-b_9", max), Ok(()));
-        assert_eq!(check_nick("", max), Err(NickError::Empty));
-        assert_eq!(check_nick("9lives", max), Err(NickError::BadStart));
-        assert_eq!(check_nick("_x", max), Err(NickError::BadStart));
-        assert_eq!(check_nick("a b", max), Err(NickError::BadChar(' ')));
-        assert_eq!(check_nick("a:b", max), Err(NickError::BadChar(':')));
-        assert_eq!(check_nick("zoë", max), Err(NickError::BadChar('ë')));
-        assert_eq!(check_nick(&"a".repeat(max), max), Ok(()));
+    fn nick_rules_are_the_nick_module_s() {
+        // The spelling rules are tested in `nick`; the room applies them.
+        let room = room();
+        let a = Client::new(1, 16);
+        let ja = room.join(a.handle.clone());
+        assert_eq!(room.rename(ja.id, "émile").unwrap(), "127.0.0.1:1");
+        assert_eq!(room.rename(ja.id, "a b"), Err(NickError::BadChar(' ')));
         assert_eq!(
-            check_nick(&"a".repeat(max + 1), max),
-            Err(NickError::TooLong { max })
-        );
-        assert_eq!(
-            NickError::BadChar(' ').to_string(),
-            "a nick is made of letters, digits, '_' and '-', not ' '"
+            room.rename(ja.id, &"é".repeat(17)),
+            Err(NickError::TooLong { max: 16 })
         );
     }
 
@@ -618,6 +557,30 @@ mod tests {
         assert_eq!(room.rename(ja.id, "bob"), Err(NickError::Gone));
         // The nick is free again once its holder left.
         assert!(room.rename(jb.id, "alice").is_ok());
+    }
+
+    #[test]
+    fn unicode_nicks_are_unique_without_case_and_look_alikes() {
+        let room = room();
+        let a = Client::new(1, 16);
+        let b = Client::new(2, 16);
+        let ja = room.join(a.handle.clone());
+        let jb = room.join(b.handle.clone());
+        assert!(room.rename(ja.id, "Émile").is_ok());
+        // Unicode lowercase: É and é are one letter in two cases.
+        assert_eq!(
+            room.rename(jb.id, "émile"),
+            Err(NickError::Taken("Émile".into()))
+        );
+        assert!(room.rename(jb.id, "emile").is_ok());
+        // All-Cyrillic "асе" looks like Latin "ace".
+        assert!(room.rename(ja.id, "ace").is_ok());
+        assert_eq!(
+            room.rename(jb.id, "асе"),
+            Err(NickError::Taken("ace".into()))
+        );
+        assert!(room.rename(jb.id, "Вера").is_ok());
+        assert_eq!(room.who(), ["ace", "Вера"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod echo;
 pub mod int32_echo;
 pub mod netstring_echo;
+pub mod nick;
 pub mod qotd;
 pub mod web;
 pub mod welcome;
