@@ -1,6 +1,7 @@
 //! The client subcommands: `spindle get URL` and `spindle imap-subject`.
 //! Each returns one line of text on failure, which `main` prints before
-//! exiting with status 1.
+//! exiting: status 2 for a usage error (a bad URL or endpoint on the command
+//! line, an impossible option), 1 for anything that went wrong at run time.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,20 @@ use spindle::client::imap::{self, ImapOptions, ImapSession};
 use spindle::client::page::{self, PageOptions};
 use spindle::client::{ClientConfig, ClientEndpoint, http_response, tls};
 use spindle::duration::parse_duration;
+
+/// Why a client command failed, and so its exit status.
+pub enum ClientFailure {
+    /// The command line asks for something impossible: exit 2.
+    Usage(String),
+    /// The network, the server or a file let us down: exit 1.
+    Runtime(String),
+}
+
+impl From<String> for ClientFailure {
+    fn from(message: String) -> Self {
+        ClientFailure::Runtime(message)
+    }
+}
 
 /// TLS trust options shared by the client commands.
 #[derive(Args)]
@@ -74,7 +89,11 @@ pub struct GetArgs {
 }
 
 /// Fetches the page and writes its body to stdout.
-pub fn get(args: &GetArgs) -> Result<(), String> {
+pub fn get(args: &GetArgs) -> Result<(), ClientFailure> {
+    // A URL that cannot be fetched is the command line's fault; one that a
+    // redirect names is the server's (a runtime failure, from fetch_page).
+    spindle::client::url::Url::parse(&args.url)
+        .map_err(|e| ClientFailure::Usage(e.to_string()))?;
     let options = PageOptions {
         max_redirects: args.max_redirects,
         connect_timeout: args.connect_timeout,
@@ -90,7 +109,7 @@ pub fn get(args: &GetArgs) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     out.write_all(&body)
         .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the body: {e}"))
+        .map_err(|e| ClientFailure::Runtime(format!("cannot write the body: {e}")))
 }
 
 /// `spindle imap-subject`.
@@ -146,11 +165,12 @@ fn read_password(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 /// Logs in, opens the mailbox, prints the subject of one message.
-pub fn imap_subject(args: &ImapSubjectArgs) -> Result<(), String> {
+pub fn imap_subject(args: &ImapSubjectArgs) -> Result<(), ClientFailure> {
     if args.message == 0 {
-        return Err("--message counts from 1".into());
+        return Err(ClientFailure::Usage("--message counts from 1".into()));
     }
-    let endpoint = ClientEndpoint::parse(&args.endpoint).map_err(|e| e.to_string())?;
+    let endpoint = ClientEndpoint::parse(&args.endpoint)
+        .map_err(|e| ClientFailure::Usage(e.to_string()))?;
     let password = read_password(&args.password_file)?;
     let config = args
         .tls
@@ -168,13 +188,14 @@ pub fn imap_subject(args: &ImapSubjectArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mailbox = session.select(&args.mailbox).map_err(|e| e.to_string())?;
     if mailbox.exists == 0 {
-        return Err(format!("mailbox {} is empty", args.mailbox));
+        return Err(format!("mailbox {} is empty", args.mailbox).into());
     }
     if args.message > mailbox.exists {
         return Err(format!(
             "mailbox {} has {} messages; there is no message {}",
             args.mailbox, mailbox.exists, args.message
-        ));
+        )
+        .into());
     }
     let envelope = session
         .fetch_envelope(args.message)

@@ -327,6 +327,14 @@ fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
+/// A client command's failure, with the exit code its kind deserves.
+fn client_failure(failure: client_cmds::ClientFailure) -> Failure {
+    match failure {
+        client_cmds::ClientFailure::Usage(message) => usage(message),
+        client_cmds::ClientFailure::Runtime(message) => runtime(message),
+    }
+}
+
 fn runtime(message: impl Into<String>) -> Failure {
     Failure {
         code: 1,
@@ -563,8 +571,8 @@ fn main() -> ExitCode {
         Command::ServeOne(args) => serve_one(args),
         Command::Load(args) => load(args),
         Command::Bench(args) => bench(args),
-        Command::Get(args) => client_cmds::get(args).map_err(runtime),
-        Command::ImapSubject(args) => client_cmds::imap_subject(args).map_err(runtime),
+        Command::Get(args) => client_cmds::get(args).map_err(client_failure),
+        Command::ImapSubject(args) => client_cmds::imap_subject(args).map_err(client_failure),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

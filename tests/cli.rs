@@ -208,6 +208,36 @@ fn usage_errors_are_one_line_and_exit_2() {
             "--workers must be at least 1",
         ),
         (&["serve", "echo", "--grace", "soon"], "not a duration"),
+        // The client commands: what the command line got wrong is a usage
+        // error too.
+        (
+            &[
+                "imap-subject",
+                "--endpoint",
+                "bogus:x",
+                "--user",
+                "a",
+                "--password-file",
+                "/dev/null",
+            ],
+            "bad endpoint \"bogus:x\"",
+        ),
+        (
+            &[
+                "imap-subject",
+                "--endpoint",
+                "tcp:127.0.0.1:1",
+                "--user",
+                "a",
+                "--password-file",
+                "/dev/null",
+                "--message",
+                "0",
+            ],
+            "--message counts from 1",
+        ),
+        (&["get", "notaurl"], "bad URL \"notaurl\""),
+        (&["get", "ftp://example.com/"], "only http and https"),
     ];
     for (args, needle) in cases {
         let (code, err) = run(args);
