@@ -92,8 +92,7 @@ pub struct GetArgs {
 pub fn get(args: &GetArgs) -> Result<(), ClientFailure> {
     // A URL that cannot be fetched is the command line's fault; one that a
     // redirect names is the server's (a runtime failure, from fetch_page).
-    spindle::client::url::Url::parse(&args.url)
-        .map_err(|e| ClientFailure::Usage(e.to_string()))?;
+    spindle::client::url::Url::parse(&args.url).map_err(|e| ClientFailure::Usage(e.to_string()))?;
     let options = PageOptions {
         max_redirects: args.max_redirects,
         connect_timeout: args.connect_timeout,
@@ -169,8 +168,8 @@ pub fn imap_subject(args: &ImapSubjectArgs) -> Result<(), ClientFailure> {
     if args.message == 0 {
         return Err(ClientFailure::Usage("--message counts from 1".into()));
     }
-    let endpoint = ClientEndpoint::parse(&args.endpoint)
-        .map_err(|e| ClientFailure::Usage(e.to_string()))?;
+    let endpoint =
+        ClientEndpoint::parse(&args.endpoint).map_err(|e| ClientFailure::Usage(e.to_string()))?;
     let password = read_password(&args.password_file)?;
     let config = args
         .tls

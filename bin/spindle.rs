@@ -86,166 +86,200 @@ impl From<ModelArg> for Model {
     }
 }
 
+/// Headings of `spindle serve --help`, so a long list stays scannable.
+const SERVING: &str = "Serving";
+const LIMITS: &str = "Limits";
+const LINES: &str = "Line protocols (chat, answer, cmd) and string echoes";
+const CHAT: &str = "Chat (chat)";
+const CMD: &str = "Command server (cmd)";
+const HTTP: &str = "Web server (http)";
+
 #[derive(Args)]
+#[command(after_help = "TLS: serve any protocol over TLS with \
+    --listen ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem (see README.md, Serving).")]
 struct ServeArgs {
     /// The protocol: echo, qotd, welcome, netstring-echo, int32-echo, chat,
     /// answer, cmd, http, or all.
     protocol: String,
 
-    /// Where to listen, e.g. tcp:1234, tcp:port=0:interface=127.0.0.1,
-    /// unix:/tmp/echo.sock. Repeat for several. Default: the protocol's own
-    /// port. Not allowed with `all`. TLS: ssl:8443:privateKey=key.pem:certKey=cert.pem.
-    #[arg(long, value_name = "ENDPOINT")]
+    /// Where to listen (repeat for several; not with `all`).
+    ///
+    /// e.g. tcp:1234, tcp:port=0:interface=127.0.0.1, unix:/tmp/echo.sock.
+    /// Default: the protocol's own port. TLS:
+    /// ssl:8443:privateKey=key.pem:certKey=cert.pem.
+    #[arg(long, value_name = "ENDPOINT", help_heading = SERVING)]
     listen: Vec<String>,
 
-    /// Add N to every default port (to run two `serve all` side by side).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    port_offset: u16,
-
-    /// Bind the default ports on this address only (e.g. 127.0.0.1, ::1;
-    /// 0.0.0.0: every IPv4 interface), for `all` too. Default: each
-    /// protocol's own (every interface; cmd: 127.0.0.1). With --listen, say
-    /// interface= in the endpoint instead.
-    #[arg(long, value_name = "ADDR", conflicts_with = "listen")]
+    /// Bind the default ports on this address only (`all` too).
+    ///
+    /// e.g. 127.0.0.1, ::1; 0.0.0.0: every IPv4 interface. Default: each
+    /// protocol's own (every interface; cmd: 127.0.0.1 only). With --listen,
+    /// say interface= in the endpoint instead.
+    #[arg(long, value_name = "ADDR", conflicts_with = "listen", help_heading = SERVING)]
     interface: Option<std::net::IpAddr>,
 
+    /// Add N to every default port (to run two `serve all` side by side).
+    #[arg(long, default_value_t = 0, value_name = "N", help_heading = SERVING)]
+    port_offset: u16,
+
     /// The concurrency model.
-    #[arg(long, value_enum, default_value = "pool")]
+    #[arg(long, value_enum, default_value = "pool", value_name = "pool|thread|process|reactor", help_heading = SERVING)]
     model: ModelArg,
 
-    /// Pool workers: connections served at once. 256 is Apache httpd's
-    /// MaxRequestWorkers default (see NOTES.md).
-    #[arg(long, default_value_t = engine::DEFAULT_WORKERS, value_name = "N")]
-    workers: usize,
-
-    /// Accepted connections that may wait for a worker; beyond this they
-    /// are refused. 0: none wait.
-    #[arg(long, default_value_t = engine::DEFAULT_QUEUE, value_name = "Q")]
-    queue: usize,
-
-    /// Open connections (served and waiting) beyond which new ones are
-    /// refused. Default 10,000; 1,000 under --model process (a process each).
-    #[arg(long, value_name = "N")]
-    max_connections: Option<usize>,
-
-    /// Close connections that send nothing for this long (e.g. 5m; off: never).
-    #[arg(long, default_value = "off", value_parser = parse_optional_duration, value_name = "DURATION")]
-    idle_timeout: std::option::Option<Duration>,
-
-    /// Drop a connection whose peer does not read our output for this long
-    /// (off: wait for ever).
-    #[arg(long, default_value = "30s", value_parser = parse_optional_duration, value_name = "DURATION")]
-    write_timeout: std::option::Option<Duration>,
-
     /// On Ctrl-C or SIGTERM, how long open connections get to finish.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = SERVING)]
     grace: Duration,
 
-    /// Commands (lines, writes) queued for one connection from other threads
-    /// before it counts as a slow consumer.
-    #[arg(long, default_value_t = engine::DEFAULT_OUTBOUND_QUEUE, value_name = "N")]
-    outbound_queue: usize,
-
-    /// Stack size of worker and connection threads, in bytes. Default:
-    /// 262144 (256 KiB) for pool, 131072 (128 KiB) for thread, whose one
-    /// thread per connection must fit 10,000 connections.
-    #[arg(long, value_name = "BYTES")]
+    /// Stack size of worker and connection threads, in bytes.
+    ///
+    /// Default: 262144 (256 KiB) for pool, 131072 (128 KiB) for thread,
+    /// whose one thread per connection must fit 10,000 connections.
+    #[arg(long, value_name = "BYTES", help_heading = SERVING)]
     stack_size: Option<usize>,
 
-    /// qotd: a file of quotes, one per line (default: built-in quotes).
-    #[arg(long, value_name = "FILE")]
-    quotes: Option<PathBuf>,
+    /// Pool workers: connections served at once.
+    ///
+    /// 256 is Apache httpd's MaxRequestWorkers default (see NOTES.md).
+    #[arg(long, default_value_t = engine::DEFAULT_WORKERS, value_name = "N", help_heading = LIMITS)]
+    workers: usize,
 
-    /// chat: the longest nick, in characters.
-    #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N")]
-    max_nick: usize,
+    /// Accepted connections that may wait for a worker (0: none wait).
+    ///
+    /// Beyond this they are refused.
+    #[arg(long, default_value_t = engine::DEFAULT_QUEUE, value_name = "Q", help_heading = LIMITS)]
+    queue: usize,
 
-    /// chat: how long a member dropped as a slow consumer has to read the
-    /// lines it was owed (and why it was dropped) before its connection is
-    /// aborted, instead of holding its worker until --write-timeout.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    drop_grace: Duration,
+    /// Open connections beyond which new ones are refused.
+    ///
+    /// Served and waiting ones count. Default 10,000; 1,000 under --model
+    /// process (a process each).
+    #[arg(long, value_name = "N", help_heading = LIMITS)]
+    max_connections: Option<usize>,
 
-    /// chat, answer, cmd: the longest line accepted, in bytes; a longer one is
-    /// refused and the connection dropped. 16384 is Twisted's MAX_LENGTH.
-    #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES")]
+    /// Close connections that send nothing for this long (off: never).
+    ///
+    /// e.g. 5m.
+    #[arg(long, default_value = "off", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = LIMITS)]
+    idle_timeout: std::option::Option<Duration>,
+
+    /// Drop a peer that does not read our output for this long (off: never).
+    #[arg(long, default_value = "30s", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = LIMITS)]
+    write_timeout: std::option::Option<Duration>,
+
+    /// Queued commands for one connection before it is a slow consumer.
+    ///
+    /// Commands are lines and writes queued from other threads.
+    #[arg(long, default_value_t = engine::DEFAULT_OUTBOUND_QUEUE, value_name = "N", help_heading = LIMITS)]
+    outbound_queue: usize,
+
+    /// The longest line accepted, in bytes (chat, answer, cmd).
+    ///
+    /// A longer one is refused and the connection dropped. 16384 is
+    /// Twisted's MAX_LENGTH.
+    #[arg(long, default_value_t = spindle::framing::line::DEFAULT_MAX_LINE_LENGTH, value_name = "BYTES", help_heading = LINES)]
     max_line_length: usize,
 
-    /// netstring-echo, int32-echo: the longest string accepted, in bytes;
-    /// a peer announcing more is logged and dropped.
-    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES")]
+    /// The longest string accepted, in bytes (netstring-echo, int32-echo).
+    ///
+    /// A peer announcing more is logged and dropped.
+    #[arg(long, default_value_t = spindle::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH, value_name = "BYTES", help_heading = LINES)]
     max_string_length: usize,
 
-    /// cmd: the file `lastlog` shows the last lines of.
-    #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE)]
+    /// qotd: a file of quotes, one per line (default: built-in quotes).
+    #[arg(long, value_name = "FILE", help_heading = LINES)]
+    quotes: Option<PathBuf>,
+
+    /// The longest nick, in characters.
+    #[arg(long, default_value_t = spindle::protocols::chat_room::DEFAULT_MAX_NICK_LEN, value_name = "N", help_heading = CHAT)]
+    max_nick: usize,
+
+    /// How long a dropped slow consumer may read what it was owed.
+    ///
+    /// Then its connection is aborted, instead of holding its worker until
+    /// --write-timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = CHAT)]
+    drop_grace: Duration,
+
+    /// The file `lastlog` shows the last lines of.
+    #[arg(long, value_name = "FILE", default_value = spindle::protocols::cmd::DEFAULT_LOG_FILE, help_heading = CMD)]
     log_file: PathBuf,
 
-    /// cmd: `comhash` only hashes regular files inside this directory
-    /// (symlinks resolved). Default: the directory the server started in.
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    /// `comhash` only hashes regular files inside this directory.
+    ///
+    /// Symlinks are resolved. Default: the directory the server started in.
+    #[arg(long, value_name = "DIR", default_value = ".", help_heading = CMD)]
     root: PathBuf,
 
-    /// cmd: clients served at once; the next is told "Too many connections, bye!".
-    #[arg(long, default_value_t = spindle::protocols::cmd::DEFAULT_MAX_CLIENTS, value_name = "N")]
+    /// Clients served at once; the next is told "Too many connections, bye!".
+    #[arg(long, default_value_t = spindle::protocols::cmd::DEFAULT_MAX_CLIENTS, value_name = "N", help_heading = CMD)]
     max_clients: usize,
 
-    /// Threads for blocking work (hashing, reading child processes): 10 is
-    /// Twisted's reactor thread pool maximum.
-    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_THREADS, value_name = "N")]
-    blocking_threads: usize,
-
-    /// Blocking jobs that may wait for a thread; beyond this they are
-    /// refused ("server busy"). 0: only an idle thread takes a job.
-    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q")]
-    blocking_queue: usize,
-
-    /// How long a blocking job's result (a hash, a child's output) waits
-    /// for room in a connection's full outbound queue before it is dropped
-    /// and the drop logged.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    delivery_timeout: Duration,
-
-    /// cmd: how long `lastlog`'s `tail` may run before it is killed.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long `lastlog`'s `tail` may run before it is killed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION", help_heading = CMD)]
     lastlog_timeout: Duration,
 
-    /// cmd: how long `exit` waits for the answers still due (lastlog,
-    /// comhash) before it closes without them.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long `exit` waits for the answers still due.
+    ///
+    /// lastlog and comhash answers; then the connection closes without
+    /// them, logged.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION", help_heading = CMD)]
     exit_wait: Duration,
 
-    /// cmd: hash files on the connection's owner instead of the blocking
-    /// pool. A teaching switch: under --model reactor one `comhash` of a
-    /// big file then stalls every client (NOTES.md, "Blocking work").
-    #[arg(long)]
+    /// Threads for blocking work (hashing, reading child processes).
+    ///
+    /// 10 is Twisted's reactor thread pool maximum.
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_THREADS, value_name = "N", help_heading = CMD)]
+    blocking_threads: usize,
+
+    /// Blocking jobs that may wait for a thread (0: only an idle one).
+    ///
+    /// Beyond this they are refused ("server busy").
+    #[arg(long, default_value_t = spindle::blocking::DEFAULT_BLOCKING_QUEUE, value_name = "Q", help_heading = CMD)]
+    blocking_queue: usize,
+
+    /// How long a blocking job's result waits for room in a full queue.
+    ///
+    /// A hash or a child's output waiting for room in a connection's
+    /// outbound queue is dropped after this, and the drop logged.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = CMD)]
+    delivery_timeout: Duration,
+
+    /// Hash on the connection's owner, not the blocking pool (a lesson).
+    ///
+    /// Under --model reactor one `comhash` of a big file then stalls every
+    /// client (NOTES.md, "Blocking work").
+    #[arg(long, help_heading = CMD)]
     comhash_inline: bool,
 
-    /// http: request line plus headers beyond this get 431.
-    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
+    /// Request line plus headers beyond this get 431.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES", help_heading = HTTP)]
     max_header_bytes: usize,
 
-    /// http: header fields per request beyond this get 431 (at most 256).
-    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADERS, value_name = "N")]
+    /// Header fields per request beyond this get 431 (at most 256).
+    #[arg(long, default_value_t = http::DEFAULT_MAX_HEADERS, value_name = "N", help_heading = HTTP)]
     max_headers: usize,
 
-    /// http: request bodies (read and discarded) beyond this get 413.
-    #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    /// Request bodies (read and discarded) beyond this get 413.
+    #[arg(long, default_value_t = http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES", help_heading = HTTP)]
     max_body_bytes: u64,
 
-    /// http: time from a request's first byte (or the connection's start)
-    /// to the end of its headers, and the longest pause inside a body; then
-    /// 408 and close (slowloris).
-    #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    /// Time to a request's end of headers; then 408 and close (slowloris).
+    ///
+    /// Counted from the request's first byte (or the connection's start);
+    /// also the longest pause inside a body.
+    #[arg(long, default_value = "10s", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = HTTP)]
     header_timeout: std::option::Option<Duration>,
 
-    /// http: idle persistent connections close after this long.
-    #[arg(long, default_value = "5s", value_parser = parse_optional_duration, value_name = "DURATION")]
+    /// Idle persistent connections close after this long.
+    #[arg(long, default_value = "5s", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = HTTP)]
     keepalive_timeout: std::option::Option<Duration>,
 
-    /// http: when connections wait for a worker, `release` closes
-    /// persistent connections that have no request buffered so every client
-    /// is served; `hold` keeps them (the classic pool: see NOTES.md).
-    #[arg(long, value_enum, default_value = "release")]
+    /// When connections wait for a worker: release or hold keep-alives.
+    ///
+    /// `release` closes persistent connections that have no request
+    /// buffered so every client is served; `hold` keeps them (the classic
+    /// pool: see NOTES.md).
+    #[arg(long, value_enum, default_value = "release", value_name = "release|hold", help_heading = HTTP)]
     keepalive_cliff: CliffArg,
 }
 

@@ -266,9 +266,51 @@ fn help_explains_every_serve_option() {
         "--outbound-queue",
         "--quotes",
         "--max-string-length",
+        "--interface",
+        "--exit-wait",
     ] {
         assert!(help.contains(option), "{option} missing from serve --help");
     }
+}
+
+#[test]
+fn serve_help_is_grouped_and_short_help_is_one_line_an_option() {
+    let help = |flag: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["serve", flag])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let short = help("-h");
+    let long = help("--help");
+    for text in [&short, &long] {
+        for heading in [
+            "Serving:",
+            "Limits:",
+            "Chat (chat):",
+            "Command server (cmd):",
+            "Web server (http):",
+        ] {
+            assert!(
+                text.contains(&format!("\n{heading}\n")),
+                "{heading}: {text}"
+            );
+        }
+        assert!(text.contains("TLS: serve any protocol over TLS"), "{text}");
+        // Placeholders read as their values.
+        assert!(text.contains("--keepalive-cliff <release|hold>"), "{text}");
+        assert!(!text.contains("<KEEPALIVE_CLIFF>") && !text.contains("<MODEL>"));
+    }
+    // -h: a summary line an option (Serving's long placeholders push a
+    // few help texts to the next line), so it fits a screen or two.
+    let options = short
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--"))
+        .count();
+    assert!(short.lines().count() < options + 30, "{short}");
+    assert!(short.lines().all(|l| l.chars().count() <= 180), "{short}");
 }
 
 /// CPU ticks (user + system) a process has used, from /proc/PID/stat.
