@@ -189,7 +189,7 @@ impl CmdProtocol {
         ) {
             log::warn!("lastlog: {e}");
             lines.write(format!("An error occured: {e}\n").as_bytes());
-            self.due -= 1;
+            self.due = self.due.saturating_sub(1);
         }
     }
 
