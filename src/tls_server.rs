@@ -26,7 +26,7 @@ use crossbeam_channel::Receiver;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::client::tls::load_pem_certs;
+use crate::client::tls::{PemFileError, load_pem_certs};
 use crate::endpoint::{Endpoint, EndpointError, split_fields};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
 use crate::transport::{Closing, Command, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
@@ -88,23 +88,85 @@ impl TlsEndpoint {
     }
 
     /// Loads the key and certificates into a `rustls` server configuration.
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
         server_config(&self.private_key, &self.cert)
     }
 }
 
+/// Why a TLS server configuration could not be made from its files.
+#[derive(Debug)]
+pub enum ServerTlsError {
+    /// The certificate file could not be loaded.
+    Certificates(PemFileError),
+    /// The key file holds no usable private key.
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What the PEM reader found.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The key does not fit the certificate (or rustls refused either).
+    Mismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        cert: PathBuf,
+        /// What rustls found.
+        source: rustls::Error,
+    },
+    /// rustls refused the settings (a build without TLS 1.2 or 1.3).
+    Setup(rustls::Error),
+}
+
+impl std::fmt::Display for ServerTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerTlsError::Certificates(e) => e.fmt(f),
+            ServerTlsError::Key { path, source } => {
+                write!(f, "{}: no usable private key ({source})", path.display())
+            }
+            ServerTlsError::Mismatch { key, cert, source } => write!(
+                f,
+                "the key {} does not fit the certificate {}: {source}",
+                key.display(),
+                cert.display()
+            ),
+            ServerTlsError::Setup(e) => write!(f, "cannot set up TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerTlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerTlsError::Certificates(e) => Some(e),
+            ServerTlsError::Key { source, .. } => Some(source),
+            ServerTlsError::Mismatch { source, .. } | ServerTlsError::Setup(source) => Some(source),
+        }
+    }
+}
+
 /// A `rustls` server configuration from PEM files.
-pub fn server_config(key: &Path, cert: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs = load_pem_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("{}: no usable private key ({e})", key.display()))?;
+pub fn server_config(
+    key_file: &Path,
+    cert_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let certs = load_pem_certs(cert_file).map_err(ServerTlsError::Certificates)?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|source| ServerTlsError::Key {
+        path: key_file.to_path_buf(),
+        source,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .map_err(ServerTlsError::Setup)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
+        .map_err(|source| ServerTlsError::Mismatch {
+            key: key_file.to_path_buf(),
+            cert: cert_file.to_path_buf(),
+            source,
+        })?;
     Ok(Arc::new(config))
 }
 
@@ -321,7 +383,16 @@ impl Protocol for TlsServer {
                 return;
             }
             if let Err(e) = self.conn.process_new_packets() {
-                log::info!("TLS failed: {e}; closing");
+                log::info!(
+                    "TLS {}with {} failed: {}; closing",
+                    if self.conn.is_handshaking() {
+                        "handshake "
+                    } else {
+                        ""
+                    },
+                    t.info().peer,
+                    crate::tls_failure::server_failure(&e)
+                );
                 self.flush_tls(t); // the alert tells the client why
                 t.lose_connection();
                 return;
@@ -407,6 +478,14 @@ mod tests {
             Path::new("/nonexistent/c.pem"),
         )
         .unwrap_err();
-        assert!(e.contains("cannot read /nonexistent/c.pem"), "{e}");
+        assert!(
+            matches!(&e, ServerTlsError::Certificates(PemFileError::Unreadable { path, .. }) if path == Path::new("/nonexistent/c.pem")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/c.pem: "),
+            "{e}"
+        );
     }
 }

@@ -168,7 +168,11 @@ fn an_unknown_authority_is_a_clear_tls_error() {
     match &seen[..] {
         [Event::Failed(e)] => {
             assert!(e.is_tls(), "{e}");
-            assert!(e.to_string().contains("unknown authority"), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("issued by an authority this client does not trust; if it is self-signed, pass that certificate with --ca-file"),
+                "{e}"
+            );
         }
         other => panic!("wanted a TLS failure, got {other:?}"),
     }
@@ -180,7 +184,11 @@ fn a_certificate_for_another_name_is_refused() {
     let port = tls_server(&c, 1, false);
     let seen = attempt(&format!("tls:127.0.0.1:{port}:timeout=5"), trusting(&c));
     match &seen[..] {
-        [Event::Failed(e)] => assert!(e.to_string().contains("does not name this host"), "{e}"),
+        [Event::Failed(e)] => assert!(
+            e.to_string()
+                .contains("the server's certificate is for localhost, not for 127.0.0.1"),
+            "{e}"
+        ),
         other => panic!("wanted a TLS failure, got {other:?}"),
     }
 }
@@ -233,5 +241,5 @@ fn https_pages_and_spindle_get_with_ca_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("bad certificate"), "{err}");
+    assert!(err.contains("does not trust"), "{err}");
 }

@@ -68,7 +68,7 @@ pub(crate) fn open(
             };
             let config = match tls_config {
                 Some(c) => c.clone(),
-                None => tls::client_config(None, false).map_err(tls_err)?,
+                None => tls::client_config(None, false).map_err(|e| tls_err(e.to_string()))?,
             };
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| tls_err(format!("{host:?} is not a valid server name")))?;
