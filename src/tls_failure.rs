@@ -76,6 +76,10 @@ pub fn client_failure(e: &Error) -> String {
     }
 }
 
+/// The server's words for a client that closed the connection before the
+/// handshake finished, without saying why.
+pub const SERVER_HANDSHAKE_CUT: &str = "the client closed the connection before the handshake finished (it may have refused this server's certificate); the client's own error says why";
+
 /// What went wrong with a TLS session, seen from the server: usually the
 /// client's refusal, sent as an alert.
 pub fn server_failure(e: &Error) -> String {

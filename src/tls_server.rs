@@ -248,6 +248,8 @@ pub struct TlsServer {
     link: Arc<ForwardLink>,
     timer: Option<(Instant, TimerId)>,
     lost: bool,
+    /// A failed handshake was logged already (so the close is not).
+    failure_logged: bool,
 }
 
 // SAFETY: `Transport` is not `Send` only because its timer closures are
@@ -273,6 +275,7 @@ impl TlsServer {
             link: Arc::new(ForwardLink::default()),
             timer: None,
             lost: false,
+            failure_logged: false,
         }
     }
 
@@ -384,7 +387,7 @@ impl Protocol for TlsServer {
             }
             if let Err(e) = self.conn.process_new_packets() {
                 log::info!(
-                    "TLS {}with {} failed: {}; closing",
+                    "TLS {}with {} failed: {}",
                     if self.conn.is_handshaking() {
                         "handshake "
                     } else {
@@ -393,6 +396,7 @@ impl Protocol for TlsServer {
                     t.info().peer,
                     crate::tls_failure::server_failure(&e)
                 );
+                self.failure_logged = true;
                 self.flush_tls(t); // the alert tells the client why
                 t.lose_connection();
                 return;
@@ -427,6 +431,19 @@ impl Protocol for TlsServer {
     }
 
     fn connection_lost(&mut self, reason: &Reason) {
+        // A client that refuses the certificate may just hang up (or its
+        // alert may not arrive): still one line naming the peer.
+        if self.conn.is_handshaking()
+            && !self.failure_logged
+            && matches!(reason, Reason::Done | Reason::Lost(_))
+        {
+            self.failure_logged = true;
+            log::info!(
+                "TLS handshake with {} failed: {}",
+                self.inner_t.info().peer,
+                crate::tls_failure::SERVER_HANDSHAKE_CUT
+            );
+        }
         if !self.lost {
             self.lost = true;
             self.inner.connection_lost(reason);
