@@ -118,8 +118,9 @@ fn self_signed_is_unknown(e: rustls::Error, end_entity: &CertificateDer<'_>) -> 
             if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
     );
     let self_signed = || {
-        x509_parser::parse_x509_certificate(end_entity.as_ref())
-            .is_ok_and(|(_, c)| c.issuer().as_raw() == c.subject().as_raw())
+        x509_parser::parse_x509_certificate(end_entity.as_ref()).is_ok_and(|(_, c)| {
+            c.issuer().as_raw() == c.subject().as_raw() && c.verify_signature(None).is_ok()
+        })
     };
     if ca_as_leaf && self_signed() {
         CertificateError::UnknownIssuer.into()
