@@ -76,6 +76,21 @@ pub fn client_failure(e: &Error) -> String {
     }
 }
 
+/// The server's handshake signature does not verify with the key of the
+/// certificate it sent: it holds another key than its certificate's.
+/// Raised by Spindle's verifier in place of rustls' `BadSignature`, which
+/// also stands for a certificate whose issuer's signature fails.
+#[derive(Debug)]
+pub struct HandshakeSignatureMismatch;
+
+impl std::fmt::Display for HandshakeSignatureMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the handshake signature does not verify with the certificate's key")
+    }
+}
+
+impl std::error::Error for HandshakeSignatureMismatch {}
+
 /// The server's words for a client that closed the connection before the
 /// handshake finished, without saying why.
 pub const SERVER_HANDSHAKE_CUT: &str = "the client closed the connection before the handshake finished (it may have refused this server's certificate); the client's own error says why";
@@ -188,10 +203,15 @@ fn server_certificate(c: &CertificateError) -> String {
         | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => "the server's certificate is signed with an algorithm this client does not accept (SHA-1 or MD5?); reissue it with SHA-256 (openssl -sha256)".into(),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => "the server's certificate is not meant for TLS servers (its extendedKeyUsage lacks serverAuth); reissue it with -addext extendedKeyUsage=serverAuth".into(),
         CertificateError::ApplicationVerificationFailure => "the server's certificate was refused by this client's own checks".into(),
-        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
-            Some(w) => webpki_failure(w),
-            None => format!("the server's certificate was refused: {other}"),
-        },
+        CertificateError::Other(other) => {
+            if let Some(w) = other.0.downcast_ref::<webpki::Error>() {
+                webpki_failure(w)
+            } else if other.0.is::<HandshakeSignatureMismatch>() {
+                "the server's handshake signature does not verify with its certificate's key; the server's key file does not belong to the certificate it sends (or someone in between holds only the certificate)".into()
+            } else {
+                format!("the server's certificate was refused: {other}")
+            }
+        }
         // UnknownRevocationStatus, ExpiredRevocationList, InvalidOcspResponse
         // and any later variant: the words of its name.
         other => format!(

@@ -129,6 +129,20 @@ fn self_signed_is_unknown(e: rustls::Error, end_entity: &CertificateDer<'_>) -> 
     }
 }
 
+/// rustls says `BadSignature` for a handshake signature that fails, as
+/// for a certificate's: name which it is.
+fn name_signature_mismatch(e: rustls::Error) -> rustls::Error {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::BadSignature) => {
+            CertificateError::Other(rustls::OtherError(Arc::new(
+                crate::tls_failure::HandshakeSignatureMismatch,
+            )))
+            .into()
+        }
+        other => other,
+    }
+}
+
 fn epoch_secs(t: i64) -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(t).unwrap_or(0))
 }
@@ -188,6 +202,7 @@ impl ServerCertVerifier for PinnedOrCaVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+            .map_err(name_signature_mismatch)
     }
 
     fn verify_tls13_signature(
@@ -197,6 +212,7 @@ impl ServerCertVerifier for PinnedOrCaVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            .map_err(name_signature_mismatch)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
