@@ -122,15 +122,29 @@ impl std::fmt::Display for ServerTlsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerTlsError::Certificates(e) => e.fmt(f),
-            ServerTlsError::Key { path, source } => {
-                write!(f, "{}: no usable private key ({source})", path.display())
+            ServerTlsError::Key { path, source } => match source {
+                rustls::pki_types::pem::Error::NoItemsFound => write!(
+                    f,
+                    "{}: no usable private key (no PEM PRIVATE KEY block, as openssl req -keyout writes)",
+                    path.display()
+                ),
+                other => write!(f, "{}: no usable private key ({other})", path.display()),
+            },
+            ServerTlsError::Mismatch { key, cert, source } => {
+                write!(
+                    f,
+                    "the key {} does not fit the certificate {}: ",
+                    key.display(),
+                    cert.display()
+                )?;
+                match source {
+                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => f
+                        .write_str(
+                            "its public key is not the certificate's; use the key made with that certificate",
+                        ),
+                    other => write!(f, "{other}"),
+                }
             }
-            ServerTlsError::Mismatch { key, cert, source } => write!(
-                f,
-                "the key {} does not fit the certificate {}: {source}",
-                key.display(),
-                cert.display()
-            ),
             ServerTlsError::Setup(e) => write!(f, "cannot set up TLS: {e}"),
         }
     }
@@ -381,7 +395,7 @@ impl Protocol for TlsServer {
     fn data_received(&mut self, mut data: &[u8], t: &mut Transport) {
         while !data.is_empty() && !t.is_disconnecting() {
             if let Err(e) = self.conn.read_tls(&mut data) {
-                log::info!("TLS: {e}; closing");
+                log::info!("TLS with {} failed: {e}; closing", t.info().peer);
                 t.abort_connection();
                 return;
             }

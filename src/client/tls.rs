@@ -101,15 +101,11 @@ impl fmt::Display for ClientTlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientTlsError::CaFile(e) => e.fmt(f),
-            ClientTlsError::NotACertificate {
-                path,
-                number,
-                source,
-            } => write!(
+            // rustls only says it could not parse it (BadEncoding).
+            ClientTlsError::NotACertificate { path, number, .. } => write!(
                 f,
-                "{}: certificate {number} is not a usable certificate: {}",
+                "{}: certificate {number} cannot be read as an X.509 certificate (damaged?); remove it or make it again",
                 path.display(),
-                crate::tls_failure::client_failure(source)
             ),
             ClientTlsError::NoAuthorities => f.write_str(
                 "no trusted certificate authorities (none found on the system); pass --ca-file",
@@ -237,6 +233,25 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = client_config(Some(&empty), true).unwrap_err();
         assert!(e.to_string().contains("no certificate found"), "{e}");
+        // Valid PEM around bytes that are no certificate.
+        let damaged = dir.join("damaged.pem");
+        std::fs::write(
+            &damaged,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = client_config(Some(&damaged), true).unwrap_err();
+        assert!(
+            matches!(e, ClientTlsError::NotACertificate { number: 1, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: certificate 1 cannot be read as an X.509 certificate (damaged?); remove it or make it again",
+                damaged.display()
+            )
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -223,3 +223,70 @@ impl ServerCertVerifier for PinnedOrCaVerifier {
         self.authorities.root_hint_subjects()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A self-signed CA:TRUE certificate for CN=localhost and no
+    /// subjectAltName, valid from 2020 to 2030, as openssl req -x509 makes.
+    fn cn_only() -> Pin {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Pin::new(cert.der()).unwrap()
+    }
+
+    fn at(year_2020_plus: u64) -> UnixTime {
+        // 2020-01-01T00:00:00Z plus whole 365-day years.
+        UnixTime::since_unix_epoch(Duration::from_secs(
+            1_577_836_800 + year_2020_plus * 365 * 86_400,
+        ))
+    }
+
+    fn name(s: &str) -> ServerName<'static> {
+        ServerName::try_from(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_common_name_only_certificate_matches_its_name_in_any_case() {
+        let pin = cn_only();
+        assert!(!pin.has_subject_alt_name);
+        for host in ["localhost", "LocalHost", "localhost."] {
+            pin.check(&name(host), at(1)).unwrap();
+        }
+        for host in ["other.test", "127.0.0.1", "sub.localhost"] {
+            match pin.check(&name(host), at(1)) {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForNameContext { presented, .. },
+                )) => assert_eq!(presented, vec!["CN=localhost".to_string()]),
+                other => panic!("{host}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn its_validity_period_is_checked() {
+        let pin = cn_only();
+        let before = UnixTime::since_unix_epoch(Duration::from_secs(1_500_000_000));
+        assert!(matches!(
+            pin.check(&name("localhost"), before),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYetContext { not_before, .. }
+            )) if not_before.as_secs() == 1_577_836_800
+        ));
+        assert!(matches!(
+            pin.check(&name("localhost"), at(11)),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext { .. }
+            ))
+        ));
+    }
+}
