@@ -446,9 +446,11 @@ impl Protocol for TlsServer {
 
     fn connection_lost(&mut self, reason: &Reason) {
         // A client that refuses the certificate may just hang up (or its
-        // alert may not arrive): still one line naming the peer.
+        // alert may not arrive): still one line naming the peer. Not when
+        // the wrapped protocol closed first (QOTD closes at once).
         if self.conn.is_handshaking()
             && !self.failure_logged
+            && self.inner_t.closing() == Closing::No
             && matches!(reason, Reason::Done | Reason::Lost(_))
         {
             self.failure_logged = true;
