@@ -70,9 +70,40 @@ pub fn client_failure(e: &Error) -> String {
         Error::UnsupportedNameType => {
             "the server name is not a host name or an address TLS can check; connect by a DNS name or an IP address".into()
         }
+        _ => this_side(e),
+    }
+}
+
+/// Failures of this side's own TLS machinery, the same for both sides.
+fn this_side(e: &Error) -> String {
+    match e {
+        Error::FailedToGetCurrentTime => {
+            "this machine's clock cannot be read, and certificates' dates need it; check the system time".into()
+        }
+        Error::FailedToGetRandomBytes => {
+            "this machine gave no random bytes (getrandom failed), which TLS needs; check /dev/urandom".into()
+        }
+        Error::EncryptError => "encrypting failed; the session is unusable, try again".into(),
+        Error::HandshakeNotComplete => {
+            "data was sent before the TLS handshake completed, which TLS forbids".into()
+        }
+        Error::BadMaxFragmentSize => {
+            "the maximum TLS fragment size is set outside 32..=16389 bytes".into()
+        }
+        Error::InconsistentKeys(_) => {
+            "the private key is not the certificate's; use the key made with that certificate".into()
+        }
         Error::General(why) => format!("TLS failed: {why}"),
         Error::Other(other) => format!("TLS failed: {other}"),
-        _ => format!("TLS failed ({})", words_of(e)),
+        // Any variant added later (and the revocation-list and ECH ones,
+        // which Spindle does not configure): the words of its name.
+        _ => {
+            let outer = words(&format!("{e:?}"));
+            match words_of(e) {
+                inner if inner != outer => format!("TLS failed ({outer}: {inner})"),
+                _ => format!("TLS failed ({outer})"),
+            }
+        }
     }
 }
 
@@ -156,9 +187,7 @@ pub fn server_failure(e: &Error) -> String {
         Error::DecryptError => {
             "the client's data did not decrypt (corrupted on the way, or not TLS)".into()
         }
-        Error::General(why) => format!("TLS failed: {why}"),
-        Error::Other(other) => format!("TLS failed: {other}"),
-        _ => format!("TLS failed ({})", words_of(e)),
+        _ => this_side(e),
     }
 }
 
@@ -443,6 +472,25 @@ mod tests {
         assert!(s.contains("(selected unoffered cipher suite)"), "{s}");
         let s = server_failure(&Error::AlertReceived(AlertDescription::Unknown(200)));
         assert!(s.contains("alert number 200"), "{s}");
+    }
+
+    #[test]
+    fn this_sides_own_failures_and_later_variants_are_words_too() {
+        for e in [
+            Error::FailedToGetCurrentTime,
+            Error::HandshakeNotComplete,
+            Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch),
+        ] {
+            let (c, s) = (client_failure(&e), server_failure(&e));
+            assert_eq!(c, s);
+            one_sentence(&c);
+            assert!(!c.contains("TLS failed ("), "{c}");
+        }
+        let crl = Error::InvalidCertRevocationList(rustls::CertRevocationListError::BadSignature);
+        assert_eq!(
+            client_failure(&crl),
+            "TLS failed (invalid cert revocation list: bad signature)",
+        );
     }
 
     #[test]
