@@ -534,3 +534,20 @@ fn a_client_that_hangs_up_mid_handshake_is_logged() {
     );
     assert!(server.log().contains("TLS handshake with 127.0.0.1:"));
 }
+
+#[test]
+fn a_leaf_from_a_trusted_authority_is_verified_as_usual() {
+    let pki = Pki::new("leaf");
+    pki.self_signed_as("ca", "/CN=Spindle Test CA");
+    pki.issue("server", Some("ca"), "leaf", VALID);
+    let (server, port) = serve(&pki, "server");
+    let url = format!("https://localhost:{port}/");
+    let ca = pki.path("ca.pem");
+    let (code, out, err) = run("curl", &["-sS", "--cacert", s(&ca), &url], b"");
+    assert_eq!(code, Some(0), "curl: {err}");
+    assert!(out.starts_with("I am request #"), "curl: {out:?}");
+    let (code, out, err) = spindle(&["get", &url, "--ca-file", s(&ca), "--only-ca-file"]);
+    assert_eq!(code, Some(0), "spindle get: {err}");
+    assert!(out.starts_with("I am request #"), "{out:?}");
+    assert!(!server.log().contains("failed"), "{}", server.log());
+}
