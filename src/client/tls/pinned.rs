@@ -21,6 +21,14 @@
 //! `CA:TRUE` that brought us here), key usage and extended key usage, and
 //! revocation. Any other certificate, including one issued by a pinned CA
 //! certificate, goes through rustls' ordinary verification unchanged.
+//!
+//! One refusal is renamed: a self-signed `CA:TRUE` certificate that is not
+//! pinned fails in webpki as `CaUsedAsEndEntity` (it checks the CA flag
+//! before looking for the issuer), but what is wrong is that nobody trusts
+//! it, so it is reported as an unknown issuer, whose remedy is
+//! `--ca-file`. A handshake signature that fails is reported as
+//! [`HandshakeSignatureMismatch`](crate::tls_failure::HandshakeSignatureMismatch)
+//! rather than rustls' `BadSignature`, which reads as the issuer's.
 
 use std::sync::Arc;
 
