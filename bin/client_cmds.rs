@@ -30,8 +30,9 @@ impl From<String> for ClientFailure {
 /// TLS trust options shared by the client commands.
 #[derive(Args)]
 pub struct TlsArgs {
-    /// Also trust the certificate authorities in this PEM file (e.g. a
-    /// self-signed server's certificate).
+    /// Also trust the certificate authorities in this PEM file; a server
+    /// certificate that is one of them (a self-signed one) is trusted as
+    /// that exact certificate, its name and dates still checked.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
 
@@ -45,10 +46,10 @@ impl TlsArgs {
     pub fn client_config(&self, tls_needed: bool) -> Result<ClientConfig, String> {
         let mut config = ClientConfig::default();
         if tls_needed || self.ca_file.is_some() {
-            config.tls = Some(tls::client_config(
-                self.ca_file.as_deref(),
-                self.only_ca_file,
-            )?);
+            config.tls = Some(
+                tls::client_config(self.ca_file.as_deref(), self.only_ca_file)
+                    .map_err(|e| e.to_string())?,
+            );
         }
         Ok(config)
     }

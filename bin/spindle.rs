@@ -413,7 +413,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
                 // ssl:PORT:privateKey=..:certKey=..: the protocol wrapped in TLS.
                 let tls = spindle::tls_server::TlsEndpoint::parse(&text)
                     .map_err(|e| usage(e.to_string()))?;
-                let config = tls.server_config().map_err(runtime)?;
+                let config = tls.server_config().map_err(|e| runtime(e.to_string()))?;
                 let wrapped: Arc<dyn spindle::Factory> = Arc::new(
                     spindle::tls_server::TlsFactory::new(factory.clone(), config),
                 );

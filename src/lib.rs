@@ -67,6 +67,7 @@ pub mod protocol;
 pub mod protocols;
 pub mod spawn;
 pub mod testing;
+pub mod tls_failure;
 pub mod tls_server;
 pub mod transport;
 

@@ -26,7 +26,7 @@ use crossbeam_channel::Receiver;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::client::tls::load_pem_certs;
+use crate::client::tls::{PemFileError, load_pem_certs};
 use crate::endpoint::{Endpoint, EndpointError, split_fields};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
 use crate::transport::{Closing, Command, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
@@ -88,23 +88,99 @@ impl TlsEndpoint {
     }
 
     /// Loads the key and certificates into a `rustls` server configuration.
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
         server_config(&self.private_key, &self.cert)
     }
 }
 
+/// Why a TLS server configuration could not be made from its files.
+#[derive(Debug)]
+pub enum ServerTlsError {
+    /// The certificate file could not be loaded.
+    Certificates(PemFileError),
+    /// The key file holds no usable private key.
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What the PEM reader found.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The key does not fit the certificate (or rustls refused either).
+    Mismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        cert: PathBuf,
+        /// What rustls found.
+        source: rustls::Error,
+    },
+    /// rustls refused the settings (a build without TLS 1.2 or 1.3).
+    Setup(rustls::Error),
+}
+
+impl std::fmt::Display for ServerTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerTlsError::Certificates(e) => e.fmt(f),
+            ServerTlsError::Key { path, source } => match source {
+                rustls::pki_types::pem::Error::NoItemsFound => write!(
+                    f,
+                    "{}: no usable private key (no PEM PRIVATE KEY block, as openssl req -keyout writes)",
+                    path.display()
+                ),
+                other => write!(f, "{}: no usable private key ({other})", path.display()),
+            },
+            ServerTlsError::Mismatch { key, cert, source } => {
+                write!(
+                    f,
+                    "the key {} does not fit the certificate {}: ",
+                    key.display(),
+                    cert.display()
+                )?;
+                match source {
+                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => f
+                        .write_str(
+                            "its public key is not the certificate's; use the key made with that certificate",
+                        ),
+                    other => write!(f, "{other}"),
+                }
+            }
+            ServerTlsError::Setup(e) => write!(f, "cannot set up TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerTlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerTlsError::Certificates(e) => Some(e),
+            ServerTlsError::Key { source, .. } => Some(source),
+            ServerTlsError::Mismatch { source, .. } | ServerTlsError::Setup(source) => Some(source),
+        }
+    }
+}
+
 /// A `rustls` server configuration from PEM files.
-pub fn server_config(key: &Path, cert: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs = load_pem_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("{}: no usable private key ({e})", key.display()))?;
+pub fn server_config(
+    key_file: &Path,
+    cert_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let certs = load_pem_certs(cert_file).map_err(ServerTlsError::Certificates)?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|source| ServerTlsError::Key {
+        path: key_file.to_path_buf(),
+        source,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .map_err(ServerTlsError::Setup)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
+        .map_err(|source| ServerTlsError::Mismatch {
+            key: key_file.to_path_buf(),
+            cert: cert_file.to_path_buf(),
+            source,
+        })?;
     Ok(Arc::new(config))
 }
 
@@ -186,6 +262,8 @@ pub struct TlsServer {
     link: Arc<ForwardLink>,
     timer: Option<(Instant, TimerId)>,
     lost: bool,
+    /// A failed handshake was logged already (so the close is not).
+    failure_logged: bool,
 }
 
 // SAFETY: `Transport` is not `Send` only because its timer closures are
@@ -211,6 +289,7 @@ impl TlsServer {
             link: Arc::new(ForwardLink::default()),
             timer: None,
             lost: false,
+            failure_logged: false,
         }
     }
 
@@ -316,12 +395,22 @@ impl Protocol for TlsServer {
     fn data_received(&mut self, mut data: &[u8], t: &mut Transport) {
         while !data.is_empty() && !t.is_disconnecting() {
             if let Err(e) = self.conn.read_tls(&mut data) {
-                log::info!("TLS: {e}; closing");
+                log::info!("TLS with {} failed: {e}; closing", t.info().peer);
                 t.abort_connection();
                 return;
             }
             if let Err(e) = self.conn.process_new_packets() {
-                log::info!("TLS failed: {e}; closing");
+                log::info!(
+                    "TLS {}with {} failed: {}",
+                    if self.conn.is_handshaking() {
+                        "handshake "
+                    } else {
+                        ""
+                    },
+                    t.info().peer,
+                    crate::tls_failure::server_failure(&e)
+                );
+                self.failure_logged = true;
                 self.flush_tls(t); // the alert tells the client why
                 t.lose_connection();
                 return;
@@ -356,6 +445,21 @@ impl Protocol for TlsServer {
     }
 
     fn connection_lost(&mut self, reason: &Reason) {
+        // A client that refuses the certificate may just hang up (or its
+        // alert may not arrive): still one line naming the peer. Not when
+        // the wrapped protocol closed first (QOTD closes at once).
+        if self.conn.is_handshaking()
+            && !self.failure_logged
+            && self.inner_t.closing() == Closing::No
+            && matches!(reason, Reason::Done | Reason::Lost(_))
+        {
+            self.failure_logged = true;
+            log::info!(
+                "TLS handshake with {} failed: {}",
+                self.inner_t.info().peer,
+                crate::tls_failure::SERVER_HANDSHAKE_CUT
+            );
+        }
         if !self.lost {
             self.lost = true;
             self.inner.connection_lost(reason);
@@ -407,6 +511,14 @@ mod tests {
             Path::new("/nonexistent/c.pem"),
         )
         .unwrap_err();
-        assert!(e.contains("cannot read /nonexistent/c.pem"), "{e}");
+        assert!(
+            matches!(&e, ServerTlsError::Certificates(PemFileError::Unreadable { path, .. }) if path == Path::new("/nonexistent/c.pem")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/c.pem: "),
+            "{e}"
+        );
     }
 }

@@ -195,3 +195,51 @@ fn spindle_serve_ssl_endpoint_for_python_and_garbage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/k.pem"));
 }
+
+#[test]
+fn bad_key_files_are_one_line_naming_the_files() {
+    let (a, b) = (files("key-a"), files("key-b"));
+    let serve = |key: &std::path::Path, cert: &std::path::Path| {
+        let listen = format!(
+            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+            key.display(),
+            cert.display()
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["serve", "echo", "--listen", &listen])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    // Another certificate's key.
+    let err = serve(&b.key, &a.cert);
+    assert!(
+        err.starts_with(&format!(
+            "spindle: the key {} does not fit the certificate {}: its public key is not the certificate's; use the key made with that certificate\n",
+            b.key.display(),
+            a.cert.display()
+        )),
+        "{err}"
+    );
+    // A certificate where the key should be.
+    let err = serve(&a.cert, &a.cert);
+    assert!(
+        err.starts_with(&format!(
+            "spindle: {}: no usable private key (no PEM PRIVATE KEY block, as openssl req -keyout writes)\n",
+            a.cert.display()
+        )),
+        "{err}"
+    );
+    // A key where the certificate should be.
+    let err = serve(&a.key, &a.key);
+    assert!(
+        err.starts_with(&format!(
+            "spindle: {}: no certificate found",
+            a.key.display()
+        )),
+        "{err}"
+    );
+}

@@ -16,6 +16,10 @@ use super::factory::ConnectError;
 use super::tls;
 use crate::engine::Stream;
 
+/// Writes tried to send what TLS still holds (its alert) after a failed
+/// handshake.
+const MAX_ALERT_WRITES: usize = 8;
+
 /// An open connection, and its TLS session if any.
 pub(crate) struct Opened {
     pub stream: Stream,
@@ -68,7 +72,7 @@ pub(crate) fn open(
             };
             let config = match tls_config {
                 Some(c) => c.clone(),
-                None => tls::client_config(None, false).map_err(tls_err)?,
+                None => tls::client_config(None, false).map_err(|e| tls_err(e.to_string()))?,
             };
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| tls_err(format!("{host:?} is not a valid server name")))?;
@@ -243,7 +247,18 @@ fn handshake(
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                 {
-                    Some(tls_error) => tls::describe(tls_error),
+                    Some(tls_error) => {
+                        // complete_io writes once, which sends only the first
+                        // queued record: send the rest, so the alert saying
+                        // why reaches the server (bounded; the socket's write
+                        // timeout bounds each write).
+                        for _ in 0..MAX_ALERT_WRITES {
+                            if !conn.wants_write() || conn.write_tls(stream).is_err() {
+                                break;
+                            }
+                        }
+                        tls::describe(tls_error)
+                    }
                     None if e.kind() == io::ErrorKind::UnexpectedEof => {
                         "the server closed the connection during the handshake".into()
                     }
