@@ -185,11 +185,7 @@ impl HttpChannel {
                     }
                 }
                 State::Body(mut reader) => {
-                    let advanced = reader.advance(
-                        &buf[pos..],
-                        self.config.max_body_bytes,
-                        self.config.max_header_bytes,
-                    );
+                    let advanced = reader.advance(&buf[pos..], self.config.max_body_bytes);
                     match advanced {
                         Ok((used, Progress::NeedMore)) => {
                             self.state = State::Body(reader);
@@ -237,7 +233,7 @@ impl HttpChannel {
                 return Ok(HeadStep::Done { used, body: None });
             }
             BodyLength::Exactly(n) => BodyReader::Length(n),
-            BodyLength::Chunked => BodyReader::chunked(),
+            BodyLength::Chunked => BodyReader::chunked(self.config.max_header_bytes),
         };
         if framing.expect_continue {
             t.write(b"HTTP/1.1 100 Continue\r\n\r\n");

@@ -35,6 +35,7 @@
 
 mod body;
 mod channel;
+pub(crate) mod chunked;
 mod config;
 mod date;
 mod request;
