@@ -1,20 +1,20 @@
 //! [`ResponseParser`]: an HTTP/1.1 response, fed in chunks of any size
 //! (sans-IO). The head is parsed by `httparse`; the body is framed by
 //! `Content-Length`, `Transfer-Encoding: chunked`, or the end of the
-//! connection. Every size is bounded.
+//! connection. Every size is bounded: the head and the body by the
+//! caller, the header count by the server's default
+//! ([`DEFAULT_MAX_HEADERS`]), a chunk-size line by
+//! [`MAX_CHUNK_LINE_BYTES`].
 
 use std::fmt;
 
 use crate::http::chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits, Step};
+use crate::http::{DEFAULT_MAX_HEADERS, MAX_CHUNK_LINE_BYTES};
 
 /// Default bound on the status line plus headers, in bytes.
 pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
 /// Default bound on a body, in bytes.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
-/// Most headers in one response.
-pub const MAX_HEADERS: usize = 100;
-/// Longest chunk-size line (with extensions) or trailer line.
-pub const MAX_CHUNK_LINE: usize = 4096;
 
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl ResponseParser {
 
     /// Parses the head if complete; `Ok(false)` to wait for more.
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; DEFAULT_MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let used = match response.parse(&self.buf) {
             Ok(httparse::Status::Complete(n)) => n,
@@ -184,7 +184,7 @@ impl ResponseParser {
                 return Ok(false);
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(ResponseError::TooLarge("header count", MAX_HEADERS));
+                return Err(ResponseError::TooLarge("header count", DEFAULT_MAX_HEADERS));
             }
             Err(e) => return Err(ResponseError::Malformed(e.to_string())),
         };
@@ -221,7 +221,7 @@ impl ResponseParser {
                 )));
             }
             Body::Chunked(ChunkedDecoder::new(ChunkedLimits {
-                max_line: MAX_CHUNK_LINE,
+                max_line: MAX_CHUNK_LINE_BYTES,
                 max_trailer: self.max_head,
             }))
         } else if let Some(first) = cl.first() {

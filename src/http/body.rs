@@ -3,8 +3,7 @@
 //! bytes have arrived, it consumes what it can; a chunked body goes
 //! through the shared [`ChunkedDecoder`], which needs nothing buffered.
 
-use super::chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits, Step};
-use super::config::MAX_CHUNK_LINE_BYTES;
+use super::chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits, MAX_CHUNK_LINE_BYTES, Step};
 use super::request::Refused;
 use super::response::Status;
 

@@ -16,6 +16,10 @@
 
 use std::fmt;
 
+/// A chunk-size line (size and extensions, without its CRLF) longer than
+/// this is refused: the bound of the server's and the client's decoders.
+pub const MAX_CHUNK_LINE_BYTES: usize = 4096;
+
 /// Where the decoder is, byte by byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChunkedState {

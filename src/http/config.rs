@@ -7,7 +7,8 @@ use std::time::Duration;
 /// `large_client_header_buffers` allows 8 KiB per line; 16 KiB in all is
 /// hyper's and Twisted's order of magnitude).
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Default cap on the number of header fields in one request.
+/// Default cap on the number of header fields in one request; the HTTP
+/// client holds a response to it too.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// `--max-headers` may not exceed this: the parser's header slots live on
 /// the worker's stack.
@@ -21,9 +22,6 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time an idle persistent connection is kept open between
 /// requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A chunk-size line (size and extensions) longer than this is a bad
-/// request.
-pub const MAX_CHUNK_LINE_BYTES: usize = 4096;
 /// How often an idle keep-alive connection looks whether connections are
 /// waiting for a worker, under [`KeepAliveCliff::Release`].
 pub const IDLE_POLL: Duration = Duration::from_millis(100);
