@@ -165,16 +165,6 @@ impl ClientEndpoint {
             | ClientEndpoint::Tls { timeout, .. } => *timeout,
         }
     }
-
-    /// The same endpoint with another connect timeout.
-    pub fn with_timeout(mut self, t: Duration) -> Self {
-        match &mut self {
-            ClientEndpoint::Tcp { timeout, .. }
-            | ClientEndpoint::Unix { timeout, .. }
-            | ClientEndpoint::Tls { timeout, .. } => *timeout = t,
-        }
-        self
-    }
 }
 
 impl fmt::Display for ClientEndpoint {

@@ -154,11 +154,6 @@ impl HttpChannel {
         claimed
     }
 
-    /// Responses sent on this connection so far (errors included).
-    pub fn responses_sent(&self) -> u64 {
-        self.served
-    }
-
     /// Consumes what it can of `buf`; returns how many bytes.
     fn process(&mut self, buf: &[u8], t: &mut Transport) -> usize {
         let mut pos = 0;
