@@ -38,6 +38,7 @@ pub struct Spindle {
 
 impl Spindle {
     /// Starts `spindle ARGS...` with stderr captured. Stdout is discarded.
+    #[cfg(feature = "cli")]
     pub fn start(args: &[&str]) -> Spindle {
         Self::start_with(Command::new(env!("CARGO_BIN_EXE_spindle")).args(args))
     }
