@@ -48,7 +48,7 @@ pub use chunked::MAX_CHUNK_LINE_BYTES;
 pub use config::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, IDLE_POLL, KeepAliveCliff, MAX_HEADERS_LIMIT,
-    RELEASE_SLICE, SiteConfig,
+    MIN_HEADER_BYTES, RELEASE_SLICE, SiteConfig, SiteConfigError,
 };
 pub use request::{Method, Request, Version};
 pub use resource::{Rendered, Resource};
