@@ -71,6 +71,7 @@ pub enum Endpoint {
 
 /// A malformed endpoint string, with the part that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EndpointError {
     /// The whole string as given.
     pub input: String,

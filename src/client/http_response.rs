@@ -41,6 +41,7 @@ impl Response {
 
 /// Why a response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseError {
     /// Not HTTP, or broken framing; the text says where.
     Malformed(String),
