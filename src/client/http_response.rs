@@ -278,33 +278,35 @@ impl ResponseParser {
                 self.push_body(n)?;
                 Ok(false)
             }
-            Body::Chunked(decoder) => loop {
-                let (used, step) = decoder.decode(&self.buf).map_err(chunked_error)?;
-                match step {
-                    Step::Data(data) => {
-                        if self.body.len() + data.len() > self.max_body {
-                            return Err(ResponseError::TooLarge("body", self.max_body));
+            Body::Chunked(decoder) => {
+                let mut pos = 0;
+                let done = loop {
+                    let (used, step) = decoder.decode(&self.buf[pos..]).map_err(chunked_error)?;
+                    pos += used;
+                    match step {
+                        Step::Data(data) => {
+                            if self.body.len() + data.len() > self.max_body {
+                                return Err(ResponseError::TooLarge("body", self.max_body));
+                            }
+                            self.body.extend_from_slice(data);
                         }
-                        self.body.extend_from_slice(data);
-                    }
-                    Step::ChunkSize(n) => {
-                        let n = usize::try_from(n).unwrap_or(usize::MAX);
-                        if self.body.len().saturating_add(n) > self.max_body {
-                            return Err(ResponseError::TooLarge("body", self.max_body));
+                        Step::ChunkSize(n) => {
+                            let n = usize::try_from(n).unwrap_or(usize::MAX);
+                            if self.body.len().saturating_add(n) > self.max_body {
+                                return Err(ResponseError::TooLarge("body", self.max_body));
+                            }
                         }
+                        Step::NeedMore => break false,
+                        Step::Done => break true,
                     }
-                    Step::NeedMore => {
-                        self.buf.clear();
-                        return Ok(false);
-                    }
-                    Step::Done => {
-                        self.buf.drain(..used);
-                        self.state = State::Done;
-                        return Ok(true);
-                    }
+                };
+                // Drained once: the decoder needs nothing kept back.
+                self.buf.drain(..pos);
+                if done {
+                    self.state = State::Done;
                 }
-                self.buf.drain(..used);
-            },
+                Ok(done)
+            }
         }
     }
 }

@@ -142,6 +142,8 @@ pub(crate) struct ChunkedDecoder {
     trailer: usize,
     /// The trailer line being read has a `:`.
     colon: bool,
+    /// The error that stopped it: every later call returns it again.
+    failed: Option<ChunkedError>,
 }
 
 impl ChunkedDecoder {
@@ -155,6 +157,7 @@ impl ChunkedDecoder {
             line: 0,
             trailer: 0,
             colon: false,
+            failed: None,
         }
     }
 
@@ -167,8 +170,19 @@ impl ChunkedDecoder {
     /// Consumes bytes from the front of `buf` up to the next thing to
     /// report; returns how many it consumed and what it found. A caller
     /// loops, feeding the rest, until [`Step::NeedMore`] or [`Step::Done`].
-    /// After an error the decoder must not be fed again.
+    /// An error is final: fed again, the decoder returns it again.
     pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<(usize, Step<'a>), ChunkedError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let decoded = self.advance(buf);
+        if let Err(e) = decoded {
+            self.failed = Some(e);
+        }
+        decoded
+    }
+
+    fn advance<'a>(&mut self, buf: &'a [u8]) -> Result<(usize, Step<'a>), ChunkedError> {
         if self.state == ChunkedState::End {
             return Ok((0, Step::Done));
         }
@@ -345,6 +359,14 @@ mod tests {
         assert_eq!(d.decode(b"\r\nGET"), Ok((2, Step::Done)));
         assert_eq!(d.state(), ChunkedState::End);
         assert_eq!(d.decode(b"GET"), Ok((0, Step::Done)));
+    }
+
+    #[test]
+    fn an_error_is_final() {
+        let mut d = ChunkedDecoder::new(LIMITS);
+        let bad = Err(ChunkedError::BadSizeLine { byte: b'x' });
+        assert_eq!(d.decode(b"1x"), bad);
+        assert_eq!(d.decode(b"\r\na\r\n0\r\n\r\n"), bad);
     }
 
     #[test]
