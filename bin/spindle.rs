@@ -400,7 +400,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let options = args.protocol_options();
     let mut plan = Vec::new();
     for name in &names {
-        let factory = catalog::build_factory(name, &options).map_err(usage)?;
+        let factory = catalog::build_factory(name, &options).map_err(|e| usage(e.to_string()))?;
         let endpoints: Vec<String> = if args.listen.is_empty() {
             let default = catalog::default_endpoint(name)
                 .ok_or_else(|| usage(format!("no default port for {name}")))?;
@@ -480,8 +480,8 @@ fn fit_the_process_model<'a>(
 
 /// One connection of `--model process`, on the socket inherited as stdin.
 fn serve_one(args: &ServeOneArgs) -> Result<(), Failure> {
-    let factory =
-        catalog::build_factory(&args.one, &args.serve.protocol_options()).map_err(usage)?;
+    let factory = catalog::build_factory(&args.one, &args.serve.protocol_options())
+        .map_err(|e| usage(e.to_string()))?;
     let stopper = spindle::Stopper::new();
     install_signal_handlers(stopper.clone())?;
     engine::serve_inherited(factory, args.serve.config(), stopper, args.session)

@@ -5,13 +5,17 @@
 //! [`NAMES`], its endpoint to [`default_endpoint`] and its factory to
 //! [`build_factory`]. `spindle serve all` serves every name here.
 
+use std::fmt;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::framing::line::DEFAULT_MAX_LINE_LENGTH;
 use crate::framing::netstring::DEFAULT_MAX_NETSTRING_LENGTH;
 use crate::framing::prefixed::DEFAULT_MAX_PREFIXED_LENGTH;
+use crate::http::SiteConfigError;
 use crate::protocol::Factory;
+use crate::protocols::qotd::QuotesError;
 use crate::protocols::{answer, chat, cmd, echo, int32_echo, netstring_echo, qotd, web, welcome};
 
 /// Every protocol `spindle serve` can run, in `serve all` order.
@@ -123,12 +127,69 @@ pub fn default_endpoint(name: &str) -> Option<&'static str> {
     })
 }
 
-/// A factory for the protocol called `name`, or a one-line reason why not.
-pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Factory>, String> {
+/// Why [`build_factory`] built nothing. `Display` is one line naming the
+/// command-line option or the name at fault.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// No protocol has this name.
+    UnknownProtocol {
+        /// The name given.
+        name: String,
+    },
+    /// An option that must be at least 1 was 0.
+    Zero {
+        /// The option, as on the command line (`--max-nick`).
+        option: &'static str,
+    },
+    /// QOTD's quotes file could not be used.
+    Quotes(QuotesError),
+    /// The web server's limits are out of range.
+    Http(SiteConfigError),
+    /// The command server's blocking pool could not start.
+    BlockingPool(io::Error),
+    /// The command server could not be set up (its `--root`, say).
+    Cmd(io::Error),
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogError::UnknownProtocol { name } => write!(
+                f,
+                "unknown protocol {name:?} (known: {}, all)",
+                NAMES.join(", ")
+            ),
+            CatalogError::Zero { option } => write!(f, "{option} must be at least 1"),
+            CatalogError::Quotes(e) => e.fmt(f),
+            CatalogError::Http(e) => e.fmt(f),
+            CatalogError::BlockingPool(e) | CatalogError::Cmd(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CatalogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CatalogError::UnknownProtocol { .. } | CatalogError::Zero { .. } => None,
+            CatalogError::Quotes(e) => Some(e),
+            CatalogError::Http(e) => Some(e),
+            CatalogError::BlockingPool(e) | CatalogError::Cmd(e) => Some(e),
+        }
+    }
+}
+
+/// A factory for the protocol called `name`, or why not.
+pub fn build_factory(
+    name: &str,
+    options: &ProtocolOptions,
+) -> Result<Arc<dyn Factory>, CatalogError> {
     Ok(match name {
         "echo" => Arc::new(echo::factory()),
         "qotd" => match &options.quotes {
-            Some(path) => Arc::new(qotd::QotdFactory::from_file(path).map_err(|e| e.to_string())?),
+            Some(path) => {
+                Arc::new(qotd::QotdFactory::from_file(path).map_err(CatalogError::Quotes)?)
+            }
             None => Arc::new(qotd::QotdFactory::builtin()),
         },
         "welcome" => Arc::new(welcome::WelcomeFactory::default()),
@@ -150,29 +211,32 @@ pub fn build_factory(name: &str, options: &ProtocolOptions) -> Result<Arc<dyn Fa
                 drop_grace: options.drop_grace.unwrap_or(defaults.drop_grace),
             };
             if config.max_nick_len == 0 {
-                return Err("--max-nick must be at least 1".to_string());
+                return Err(CatalogError::Zero {
+                    option: "--max-nick",
+                });
             }
             Arc::new(chat::ChatFactory::new(&config))
         }
         "answer" => Arc::new(answer::factory(line_length(options)?)),
         "cmd" => Arc::new(cmd_factory(options)?),
         "http" => {
-            options.http.validate()?;
+            options.http.validate().map_err(CatalogError::Http)?;
             Arc::new(web::site(options.http.clone()))
         }
         other => {
-            return Err(format!(
-                "unknown protocol {other:?} (known: {}, all)",
-                NAMES.join(", ")
-            ));
+            return Err(CatalogError::UnknownProtocol {
+                name: other.to_string(),
+            });
         }
     })
 }
 
 /// The line length limit for line protocols: the option, else Twisted's.
-fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
+fn line_length(options: &ProtocolOptions) -> Result<usize, CatalogError> {
     match options.max_line_length {
-        Some(0) => Err("--max-line-length must be at least 1".to_string()),
+        Some(0) => Err(CatalogError::Zero {
+            option: "--max-line-length",
+        }),
         Some(max) => Ok(max),
         None => Ok(DEFAULT_MAX_LINE_LENGTH),
     }
@@ -180,14 +244,16 @@ fn line_length(options: &ProtocolOptions) -> Result<usize, String> {
 
 /// The command server, with a blocking pool of its own (the only protocol
 /// here that needs one).
-fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
+fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, CatalogError> {
     use crate::blocking::{BlockingPool, DEFAULT_BLOCKING_QUEUE, DEFAULT_BLOCKING_THREADS};
     let threads = options.blocking_threads.unwrap_or(DEFAULT_BLOCKING_THREADS);
     if threads == 0 {
-        return Err("--blocking-threads must be at least 1".into());
+        return Err(CatalogError::Zero {
+            option: "--blocking-threads",
+        });
     }
     let queue = options.blocking_queue.unwrap_or(DEFAULT_BLOCKING_QUEUE);
-    let mut pool = BlockingPool::new(threads, queue).map_err(|e| e.to_string())?;
+    let mut pool = BlockingPool::new(threads, queue).map_err(CatalogError::BlockingPool)?;
     if let Some(timeout) = options.delivery_timeout {
         pool = pool.with_delivery_timeout(timeout);
     }
@@ -203,7 +269,7 @@ fn cmd_factory(options: &ProtocolOptions) -> Result<cmd::CmdFactory, String> {
         comhash_inline: options.comhash_inline,
         exit_wait: options.exit_wait.unwrap_or(defaults.exit_wait),
     };
-    cmd::CmdFactory::new(config, Arc::new(pool)).map_err(|e| e.to_string())
+    cmd::CmdFactory::new(config, Arc::new(pool)).map_err(CatalogError::Cmd)
 }
 
 #[cfg(test)]
@@ -220,7 +286,37 @@ mod tests {
         let Err(e) = build_factory("gopher", &ProtocolOptions::default()) else {
             panic!("an unknown name builds nothing")
         };
-        assert!(e.contains("gopher"), "{e}");
+        assert!(e.to_string().contains("gopher"), "{e}");
+        assert!(matches!(e, CatalogError::UnknownProtocol { name } if name == "gopher"));
+    }
+
+    #[test]
+    fn errors_carry_the_option_and_the_cause() {
+        let zero_nick = ProtocolOptions {
+            max_nick_len: Some(0),
+            ..ProtocolOptions::default()
+        };
+        let Err(e) = build_factory("chat", &zero_nick) else {
+            panic!("a zero nick length builds nothing")
+        };
+        assert_eq!(e.to_string(), "--max-nick must be at least 1");
+        assert!(matches!(
+            e,
+            CatalogError::Zero {
+                option: "--max-nick"
+            }
+        ));
+        let mut few_header_bytes = ProtocolOptions::default();
+        few_header_bytes.http.max_header_bytes = 10;
+        let Err(e) = build_factory("http", &few_header_bytes) else {
+            panic!("a 10-byte header cap builds nothing")
+        };
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source, Some(e.to_string()));
+        assert!(matches!(
+            e,
+            CatalogError::Http(SiteConfigError::MaxHeaderBytes { got: 10 })
+        ));
     }
 
     #[test]

@@ -31,6 +31,9 @@ use socket2::{Domain, Socket, Type};
 
 use crate::protocol::Addr;
 
+pub(crate) mod fields;
+pub(crate) use fields::{Fields, escape};
+
 /// The listen backlog of a `unix:` endpoint that names none (Twisted's
 /// default for every endpoint).
 pub const DEFAULT_BACKLOG: i32 = 50;
@@ -68,6 +71,7 @@ pub enum Endpoint {
 
 /// A malformed endpoint string, with the part that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EndpointError {
     /// The whole string as given.
     pub input: String,
@@ -83,49 +87,30 @@ impl fmt::Display for EndpointError {
 
 impl std::error::Error for EndpointError {}
 
-/// Splits on unescaped colons; `\:` becomes `:` and `\\` becomes `\`.
-pub(crate) fn split_fields(s: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(next) => fields.last_mut().expect("never empty").push(next),
-                None => fields.last_mut().expect("never empty").push('\\'),
-            },
-            ':' => fields.push(String::new()),
-            _ => fields.last_mut().expect("never empty").push(c),
-        }
-    }
-    fields
-}
-
 impl Endpoint {
     /// Parses a server endpoint string. See the [module docs](self).
     pub fn parse(s: &str) -> Result<Endpoint, EndpointError> {
-        let err = |problem: String| EndpointError {
-            input: s.to_string(),
-            problem,
-        };
-        let fields = split_fields(s);
-        let kind = fields[0].as_str();
-        let mut positional = Vec::new();
-        let mut keywords = Vec::new();
-        for field in &fields[1..] {
-            match field.split_once('=') {
-                Some((k, v)) => keywords.push((k.to_string(), v.to_string())),
-                None if keywords.is_empty() => positional.push(field.clone()),
-                None => {
-                    return Err(err(format!(
-                        "positional argument {field:?} after keyword arguments"
-                    )));
-                }
-            }
-        }
-        let backlog_of = |v: &str| -> Result<i32, EndpointError> {
+        Fields::parse(s)
+            .and_then(|fields| Endpoint::from_fields(&fields))
+            .map_err(|problem| EndpointError {
+                input: s.to_string(),
+                problem,
+            })
+    }
+
+    /// The endpoint that tokenized `fields` name; the error says what is
+    /// wrong with them.
+    pub(crate) fn from_fields(fields: &Fields) -> Result<Endpoint, String> {
+        let Fields {
+            kind,
+            positional,
+            keywords,
+        } = fields;
+        let kind = kind.as_str();
+        let backlog_of = |v: &str| -> Result<i32, String> {
             match v.parse::<i32>() {
                 Ok(b) if b > 0 => Ok(b),
-                _ => Err(err(format!("backlog {v:?} is not a positive number"))),
+                _ => Err(format!("backlog {v:?} is not a positive number")),
             }
         };
         match kind {
@@ -140,34 +125,33 @@ impl Endpoint {
                 let mut backlog = DEFAULT_TCP_BACKLOG;
                 let parse_port = |v: &str| {
                     v.parse::<u16>()
-                        .map_err(|_| err(format!("port {v:?} is not a number from 0 to 65535")))
+                        .map_err(|_| format!("port {v:?} is not a number from 0 to 65535"))
                 };
                 match positional.as_slice() {
                     [] => {}
                     [p] => port = Some(parse_port(p)?),
                     [_, extra, ..] => {
-                        return Err(err(format!("unexpected argument {extra:?} after the port")));
+                        return Err(format!("unexpected argument {extra:?} after the port"));
                     }
                 }
-                for (k, v) in &keywords {
+                for (k, v) in keywords {
                     match k.as_str() {
                         "port" => port = Some(parse_port(v)?),
                         "interface" if v.is_empty() => {}
                         "interface" => {
-                            interface = v.parse().map_err(|_| {
-                                err(format!("interface {v:?} is not an IP address"))
-                            })?;
+                            interface = v
+                                .parse()
+                                .map_err(|_| format!("interface {v:?} is not an IP address"))?;
                         }
                         "backlog" => backlog = backlog_of(v)?,
                         other => {
-                            return Err(err(format!(
+                            return Err(format!(
                                 "unknown option {other:?} for {kind} (known: port, interface, backlog)"
-                            )));
+                            ));
                         }
                     }
                 }
-                let port =
-                    port.ok_or_else(|| err(format!("{kind} needs a port, e.g. {kind}:1234")))?;
+                let port = port.ok_or_else(|| format!("{kind} needs a port, e.g. {kind}:1234"))?;
                 Ok(Endpoint::Tcp {
                     port,
                     interface,
@@ -182,43 +166,43 @@ impl Endpoint {
                     [] => {}
                     [p] => path = Some(p.clone()),
                     [_, extra, ..] => {
-                        return Err(err(format!("unexpected argument {extra:?} after the path")));
+                        return Err(format!("unexpected argument {extra:?} after the path"));
                     }
                 }
-                for (k, v) in &keywords {
+                for (k, v) in keywords {
                     match k.as_str() {
                         "address" | "path" => path = Some(v.clone()),
                         "mode" => {
                             mode = u32::from_str_radix(v, 8)
                                 .ok()
                                 .filter(|m| *m <= 0o777)
-                                .ok_or_else(|| err(format!("mode {v:?} is not octal like 660")))?;
+                                .ok_or_else(|| format!("mode {v:?} is not octal like 660"))?;
                         }
                         "backlog" => backlog = backlog_of(v)?,
                         "lockfile" => {}
                         other => {
-                            return Err(err(format!(
+                            return Err(format!(
                                 "unknown option {other:?} for unix (known: mode, backlog, lockfile)"
-                            )));
+                            ));
                         }
                     }
                 }
                 let path = path
                     .filter(|p| !p.is_empty())
-                    .ok_or_else(|| err("unix needs a path, e.g. unix:/tmp/spindle.sock".into()))?;
+                    .ok_or_else(|| "unix needs a path, e.g. unix:/tmp/spindle.sock".to_string())?;
                 Ok(Endpoint::Unix {
                     path: PathBuf::from(path),
                     mode,
                     backlog,
                 })
             }
-            "" if fields.len() == 1 => Err(err("empty endpoint".into())),
-            k if k.parse::<u16>().is_ok() && fields.len() == 1 => Err(err(format!(
-                "unknown endpoint type: a bare port; write tcp:{k}"
-            ))),
-            other => Err(err(format!(
+            "" if fields.is_bare() => Err("empty endpoint".to_string()),
+            k if k.parse::<u16>().is_ok() && fields.is_bare() => {
+                Err(format!("unknown endpoint type: a bare port; write tcp:{k}"))
+            }
+            other => Err(format!(
                 "unknown endpoint type {other:?} (known: tcp, tcp6, unix)"
-            ))),
+            )),
         }
     }
 
@@ -303,8 +287,7 @@ impl fmt::Display for Endpoint {
                 if !interface.is_unspecified() {
                     // Colons in an IPv6 address are escaped, so the text
                     // parses back.
-                    let text = interface.to_string().replace(':', "\\:");
-                    write!(f, ":interface={text}")?;
+                    write!(f, ":interface={}", escape(&interface.to_string()))?;
                 }
                 if *backlog != DEFAULT_TCP_BACKLOG {
                     write!(f, ":backlog={backlog}")?;

@@ -27,6 +27,10 @@
 //!   (`spawn_process` + `ProcessProtocol`).
 //! * [`framing`]: whole lines, netstrings and length-prefixed strings out
 //!   of the byte stream ([`framing::line::LineReceiver`] and friends).
+//! * `load` (feature `cli`, on by default): the load generator and the
+//!   bench runner behind `spindle load` and `spindle bench`. Without the
+//!   feature the library builds without the command line's crates (clap,
+//!   plotters, serde, ctrlc, hdrhistogram).
 //!
 //! ## A server in a few lines
 //!
@@ -61,6 +65,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod framing;
 pub mod http;
+#[cfg(feature = "cli")]
 pub mod load;
 pub mod log;
 pub mod protocol;

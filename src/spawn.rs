@@ -136,7 +136,15 @@ impl fmt::Display for SpawnError {
     }
 }
 
-impl std::error::Error for SpawnError {}
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::NoProgram => None,
+            SpawnError::Spawn { error, .. } => Some(error),
+            SpawnError::Busy(busy) => Some(busy),
+        }
+    }
+}
 
 /// A running child, as its connection sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::client::tls::{PemFileError, load_pem_certs};
-use crate::endpoint::{Endpoint, EndpointError, split_fields};
+use crate::endpoint::{Endpoint, EndpointError, Fields, fields};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
 use crate::transport::{Closing, Command, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
 
@@ -58,23 +58,25 @@ impl TlsEndpoint {
             input: s.to_string(),
             problem,
         };
-        let fields = split_fields(s);
-        if !matches!(fields[0].as_str(), "ssl" | "tls") {
+        let mut fields = fields::split(s).into_iter();
+        if !matches!(fields.next().as_deref(), Some("ssl" | "tls")) {
             return Err(err("not an ssl: or tls: endpoint".into()));
         }
         let (mut key, mut cert) = (None, None);
-        let mut rest = vec!["tcp".to_string()];
-        for field in &fields[1..] {
+        let mut rest = Vec::new();
+        for field in fields {
             match field.split_once('=') {
                 Some(("privateKey", v)) => key = Some(PathBuf::from(v)),
                 Some(("certKey", v)) => cert = Some(PathBuf::from(v)),
                 Some(("sslmethod" | "extraCertChain" | "dhParameters", _)) => {
                     return Err(err(format!("option {field:?} is not supported")));
                 }
-                _ => rest.push(field.replace('\\', "\\\\").replace(':', "\\:")),
+                _ => rest.push(field),
             }
         }
-        let tcp = Endpoint::parse(&rest.join(":")).map_err(|e| err(e.problem))?;
+        let tcp = Fields::new("tcp".into(), rest)
+            .and_then(|tcp| Endpoint::from_fields(&tcp))
+            .map_err(err)?;
         if !matches!(tcp, Endpoint::Tcp { .. }) {
             return Err(err("TLS needs a TCP port".into()));
         }

@@ -369,6 +369,7 @@ impl Transport {
 
 /// Why a [`ConnHandle`] could not queue a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandleError {
     /// The connection's inbox is full: its owner is behind (a slow
     /// consumer). Nothing was queued.

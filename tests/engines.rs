@@ -151,7 +151,8 @@ impl Protocol for Guarded {
                         stats.rejected.fetch_add(1, Ordering::SeqCst);
                         thread::yield_now();
                     }
-                    Err(HandleError::Closed) => return,
+                    // Closed (HandleError may grow: it is non_exhaustive).
+                    Err(_) => return,
                 }
             }
         });

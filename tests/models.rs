@@ -17,38 +17,18 @@ use util::{DEADLINE, Spindle, connect, read_n, read_to_end, send, sh, wait_until
 /// The models the CLI offers, as `--model` spells them.
 const MODELS: &[&str] = &["pool", "thread", "process", "reactor"];
 
-/// One `#[test]` per model for each named check.
-macro_rules! every_model {
-    ($($check:ident: $protocol:literal $factory:literal $extra:expr),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn pool() {
-                super::$check(&mut super::Served::start("pool", $protocol, $factory, $extra))
-            }
-            #[test]
-            fn thread() {
-                super::$check(&mut super::Served::start("thread", $protocol, $factory, $extra))
-            }
-            #[test]
-            fn process() {
-                super::$check(&mut super::Served::start("process", $protocol, $factory, $extra))
-            }
-            #[test]
-            fn reactor() {
-                super::$check(&mut super::Served::start("reactor", $protocol, $factory, $extra))
-            }
-        }
-    )*};
-}
-
-every_model!(
-    echo_through_netcat: "echo" "EchoFactory" &[],
-    echo_to_many_clients_at_once: "echo" "EchoFactory" &[],
-    qotd_says_a_quote_and_closes: "qotd" "QOTDFactory" &[],
-    welcome_greets_with_the_count: "welcome" "WelcomeFactory" &[],
-    sigint_closes_idle_clients_and_exits_0: "echo" "EchoFactory" &[],
-    only_the_pool_makes_a_client_wait_for_idle_ones: "echo" "EchoFactory" &["--workers", "4"],
-    http_counter_through_curl: "http" "Site" &[],
+util::every_model!(
+    [pool Pool, thread Thread, process Process, reactor Reactor] |model|
+    echo_through_netcat => &mut Served::start(model.name(), "echo", "EchoFactory", &[]),
+    echo_to_many_clients_at_once => &mut Served::start(model.name(), "echo", "EchoFactory", &[]),
+    qotd_says_a_quote_and_closes => &mut Served::start(model.name(), "qotd", "QOTDFactory", &[]),
+    welcome_greets_with_the_count =>
+        &mut Served::start(model.name(), "welcome", "WelcomeFactory", &[]),
+    sigint_closes_idle_clients_and_exits_0 =>
+        &mut Served::start(model.name(), "echo", "EchoFactory", &[]),
+    only_the_pool_makes_a_client_wait_for_idle_ones =>
+        &mut Served::start(model.name(), "echo", "EchoFactory", &["--workers", "4"]),
+    http_counter_through_curl => &mut Served::start(model.name(), "http", "Site", &[]),
 );
 
 fn http_counter_through_curl(s: &mut Served) {

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::endpoint::{EndpointError, split_fields};
+use crate::endpoint::{EndpointError, Fields, escape};
 
 /// The connect timeout when an endpoint names none (Twisted's default).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,21 +57,13 @@ impl ClientEndpoint {
             input: s.to_string(),
             problem,
         };
-        let fields = split_fields(s);
-        let kind = fields[0].as_str();
-        let mut positional = Vec::new();
-        let mut keywords = Vec::new();
-        for field in &fields[1..] {
-            match field.split_once('=') {
-                Some((k, v)) => keywords.push((k.to_string(), v.to_string())),
-                None if keywords.is_empty() => positional.push(field.clone()),
-                None => {
-                    return Err(err(format!(
-                        "positional argument {field:?} after keyword arguments"
-                    )));
-                }
-            }
-        }
+        let fields = Fields::parse(s).map_err(err)?;
+        let Fields {
+            kind,
+            positional,
+            keywords,
+        } = &fields;
+        let kind = kind.as_str();
         let parse_timeout = |v: &str| match v.parse::<f64>() {
             Ok(t) if t.is_finite() && t > 0.0 && t < 1e9 => Ok(Duration::from_secs_f64(t)),
             _ => Err(err(format!(
@@ -97,7 +89,7 @@ impl ClientEndpoint {
                     }
                 }
                 let mut timeout = DEFAULT_CONNECT_TIMEOUT;
-                for (k, v) in &keywords {
+                for (k, v) in keywords {
                     match k.as_str() {
                         "host" => host = Some(v.clone()),
                         "port" => port = Some(parse_port(v)?),
@@ -138,7 +130,7 @@ impl ClientEndpoint {
                     }
                 }
                 let mut timeout = DEFAULT_CONNECT_TIMEOUT;
-                for (k, v) in &keywords {
+                for (k, v) in keywords {
                     match k.as_str() {
                         "path" | "address" => path = Some(v.clone()),
                         "timeout" => timeout = parse_timeout(v)?,
@@ -158,7 +150,7 @@ impl ClientEndpoint {
                     timeout,
                 })
             }
-            "" if fields.len() == 1 => Err(err("empty endpoint".into())),
+            "" if fields.is_bare() => Err(err("empty endpoint".into())),
             other => Err(err(format!(
                 "unknown client endpoint type {other:?} (known: tcp, tls, unix)"
             ))),
@@ -173,21 +165,6 @@ impl ClientEndpoint {
             | ClientEndpoint::Tls { timeout, .. } => *timeout,
         }
     }
-
-    /// The same endpoint with another connect timeout.
-    pub fn with_timeout(mut self, t: Duration) -> Self {
-        match &mut self {
-            ClientEndpoint::Tcp { timeout, .. }
-            | ClientEndpoint::Unix { timeout, .. }
-            | ClientEndpoint::Tls { timeout, .. } => *timeout = t,
-        }
-        self
-    }
-}
-
-/// Escapes colons and backslashes so a value survives [`split_fields`].
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace(':', "\\:")
 }
 
 impl fmt::Display for ClientEndpoint {

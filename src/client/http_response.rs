@@ -1,18 +1,20 @@
 //! [`ResponseParser`]: an HTTP/1.1 response, fed in chunks of any size
 //! (sans-IO). The head is parsed by `httparse`; the body is framed by
 //! `Content-Length`, `Transfer-Encoding: chunked`, or the end of the
-//! connection. Every size is bounded.
+//! connection. Every size is bounded: the head and the body by the
+//! caller, the header count by the server's default
+//! ([`DEFAULT_MAX_HEADERS`]), a chunk-size line by
+//! [`MAX_CHUNK_LINE_BYTES`].
 
 use std::fmt;
+
+use crate::http::chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits, Step};
+use crate::http::{DEFAULT_MAX_HEADERS, MAX_CHUNK_LINE_BYTES};
 
 /// Default bound on the status line plus headers, in bytes.
 pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
 /// Default bound on a body, in bytes.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
-/// Most headers in one response.
-pub const MAX_HEADERS: usize = 100;
-/// Longest chunk-size line (with extensions) or trailer line.
-pub const MAX_CHUNK_LINE: usize = 4096;
 
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,7 @@ impl Response {
 
 /// Why a response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseError {
     /// Not HTTP, or broken framing; the text says where.
     Malformed(String),
@@ -67,10 +70,7 @@ impl std::error::Error for ResponseError {}
 #[derive(Debug)]
 enum Body {
     Length(usize),
-    ChunkSize,
-    ChunkData(usize),
-    ChunkDataEnd,
-    Trailers,
+    Chunked(ChunkedDecoder),
     UntilEof,
 }
 
@@ -174,7 +174,7 @@ impl ResponseParser {
 
     /// Parses the head if complete; `Ok(false)` to wait for more.
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; DEFAULT_MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let used = match response.parse(&self.buf) {
             Ok(httparse::Status::Complete(n)) => n,
@@ -185,7 +185,7 @@ impl ResponseParser {
                 return Ok(false);
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(ResponseError::TooLarge("header count", MAX_HEADERS));
+                return Err(ResponseError::TooLarge("header count", DEFAULT_MAX_HEADERS));
             }
             Err(e) => return Err(ResponseError::Malformed(e.to_string())),
         };
@@ -221,7 +221,10 @@ impl ResponseParser {
                     "unsupported transfer-encoding {last:?}"
                 )));
             }
-            Body::ChunkSize
+            Body::Chunked(ChunkedDecoder::new(ChunkedLimits {
+                max_line: MAX_CHUNK_LINE_BYTES,
+                max_trailer: self.max_head,
+            }))
         } else if let Some(first) = cl.first() {
             if cl.iter().any(|v| v != first) {
                 return Err(ResponseError::Malformed(
@@ -253,24 +256,6 @@ impl ResponseParser {
         Ok(())
     }
 
-    /// A CRLF-terminated line from the buffer, without the CRLF.
-    fn line(&mut self) -> Result<Option<Vec<u8>>, ResponseError> {
-        match memchr::memmem::find(&self.buf, b"\r\n") {
-            Some(i) if i > MAX_CHUNK_LINE => {
-                Err(ResponseError::TooLarge("chunk line", MAX_CHUNK_LINE))
-            }
-            Some(i) => {
-                let line = self.buf[..i].to_vec();
-                self.buf.drain(..i + 2);
-                Ok(Some(line))
-            }
-            None if self.buf.len() > MAX_CHUNK_LINE + 1 => {
-                Err(ResponseError::TooLarge("chunk line", MAX_CHUNK_LINE))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// Advances the body; `Ok(false)` to wait for more bytes.
     fn parse_body(&mut self) -> Result<bool, ResponseError> {
         let State::Body(body) = &mut self.state else {
@@ -293,73 +278,48 @@ impl ResponseParser {
                 self.push_body(n)?;
                 Ok(false)
             }
-            Body::ChunkData(left) => {
-                let n = (*left).min(self.buf.len());
-                *left -= n;
-                let next = (*left == 0).then_some(Body::ChunkDataEnd);
-                self.push_body(n)?;
-                match next {
-                    Some(b) => {
-                        self.state = State::Body(b);
-                        Ok(true)
+            Body::Chunked(decoder) => {
+                let mut pos = 0;
+                let done = loop {
+                    let (used, step) = decoder.decode(&self.buf[pos..]).map_err(chunked_error)?;
+                    pos += used;
+                    match step {
+                        Step::Data(data) => {
+                            if self.body.len() + data.len() > self.max_body {
+                                return Err(ResponseError::TooLarge("body", self.max_body));
+                            }
+                            self.body.extend_from_slice(data);
+                        }
+                        Step::ChunkSize(n) => {
+                            let n = usize::try_from(n).unwrap_or(usize::MAX);
+                            if self.body.len().saturating_add(n) > self.max_body {
+                                return Err(ResponseError::TooLarge("body", self.max_body));
+                            }
+                        }
+                        Step::NeedMore => break false,
+                        Step::Done => break true,
                     }
-                    None => Ok(false),
-                }
-            }
-            Body::ChunkDataEnd => {
-                if self.buf.len() < 2 {
-                    return Ok(false);
-                }
-                if &self.buf[..2] != b"\r\n" {
-                    return Err(ResponseError::Malformed(
-                        "a chunk does not end with CRLF".into(),
-                    ));
-                }
-                self.buf.drain(..2);
-                self.state = State::Body(Body::ChunkSize);
-                Ok(true)
-            }
-            Body::ChunkSize => {
-                let Some(line) = self.line()? else {
-                    return Ok(false);
                 };
-                let text = String::from_utf8_lossy(&line);
-                let size = text.split(';').next().unwrap_or("").trim();
-                if size.is_empty()
-                    || size.len() > 15
-                    || !size.bytes().all(|b| b.is_ascii_hexdigit())
-                {
-                    return Err(ResponseError::Malformed(format!("bad chunk size {size:?}")));
+                // Drained once: the decoder needs nothing kept back.
+                self.buf.drain(..pos);
+                if done {
+                    self.state = State::Done;
                 }
-                let n = usize::from_str_radix(size, 16)
-                    .map_err(|_| ResponseError::Malformed(format!("bad chunk size {size:?}")))?;
-                if self.body.len().saturating_add(n) > self.max_body {
-                    return Err(ResponseError::TooLarge("body", self.max_body));
-                }
-                self.state = State::Body(if n == 0 {
-                    Body::Trailers
-                } else {
-                    Body::ChunkData(n)
-                });
-                Ok(true)
-            }
-            Body::Trailers => {
-                let mut count = 0;
-                loop {
-                    let Some(line) = self.line()? else {
-                        return Ok(false);
-                    };
-                    if line.is_empty() {
-                        self.state = State::Done;
-                        return Ok(true);
-                    }
-                    count += 1;
-                    if count > MAX_HEADERS {
-                        return Err(ResponseError::TooLarge("trailer count", MAX_HEADERS));
-                    }
-                }
+                Ok(done)
             }
         }
+    }
+}
+
+/// The client's words for a chunked body the decoder refused.
+fn chunked_error(e: ChunkedError) -> ResponseError {
+    match e {
+        ChunkedError::BadSizeLine { .. }
+        | ChunkedError::SizeOverflow
+        | ChunkedError::NoCrlfAfterData { .. }
+        | ChunkedError::BadTrailer => ResponseError::Malformed(e.to_string()),
+        ChunkedError::SizeLineTooLong { max } => ResponseError::TooLarge("chunk line", max),
+        ChunkedError::TrailersTooLarge { max } => ResponseError::TooLarge("trailers", max),
     }
 }
 

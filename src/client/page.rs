@@ -126,7 +126,16 @@ impl fmt::Display for PageError {
     }
 }
 
-impl std::error::Error for PageError {}
+impl std::error::Error for PageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PageError::Url(e) => Some(e),
+            PageError::Connect(e) => Some(e),
+            PageError::Response(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Where a fetch's one outcome goes; taken once.
 type Sink = Arc<Mutex<Option<Box<dyn FnOnce(Result<Response, PageError>) + Send>>>>;

@@ -307,7 +307,10 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
     }
 
     /// Back to the initial delay, no retries counted, trying again
-    /// (Twisted's `resetDelay`).
+    /// (Twisted's `resetDelay`). With [`reset_on_connect`](Self::reset_on_connect)
+    /// off, a protocol calls this once its connection has proved good (say,
+    /// after a login), so that a server which accepts and then drops
+    /// connections still meets a growing delay.
     pub fn reset_delay(&self) {
         let mut state = self.state();
         state.backoff.reset();
@@ -379,6 +382,37 @@ mod tests {
             },
             asked,
         )
+    }
+
+    /// A factory whose connections never happen in these tests.
+    struct NoConnections;
+
+    impl ClientFactory for NoConnections {
+        fn build_protocol(&self, _peer: &Addr) -> Box<dyn Protocol> {
+            unreachable!("the tests here make no connection")
+        }
+    }
+
+    #[test]
+    fn reset_delay_restores_the_initial_delay_and_trying() {
+        let (normal, _) = scripted(vec![]);
+        let grown = Backoff {
+            delay: 20.0,
+            retries: 3,
+            ..Backoff::default()
+        };
+        let f = ReconnectingClientFactory::with_parts(
+            NoConnections,
+            grown,
+            Arc::new(ThreadClock),
+            Box::new(normal),
+        );
+        f.stop_trying();
+        assert!(!f.is_trying());
+        f.reset_delay();
+        assert!(f.is_trying());
+        let b = f.backoff();
+        assert_eq!((b.delay, b.retries), (INITIAL_DELAY, 0));
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::transport::{ConnHandle, HandleError, Transport};
 /// Why a frame could not be parsed (netstrings; length prefixes cannot be
 /// malformed).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The frame does not start with a decimal length (`abc`, `:`, ` 3:`,
     /// `+3:`, `-1:`). Holds the byte found.

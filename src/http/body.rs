@@ -1,34 +1,23 @@
 //! [`BodyReader`]: reads a request body and throws it away, so that the
-//! next request on the connection starts at the right byte. An explicit
-//! state machine, fed whatever bytes have arrived: it consumes what it can
-//! and leaves a partial chunk-size or trailer line for the next call.
+//! next request on the connection starts at the right byte. Fed whatever
+//! bytes have arrived, it consumes what it can; a chunked body goes
+//! through the shared [`ChunkedDecoder`], which needs nothing buffered.
 
-use super::config::MAX_CHUNK_LINE_BYTES;
+use super::chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits, MAX_CHUNK_LINE_BYTES, Step};
 use super::request::Refused;
 use super::response::Status;
-
-/// Where a chunked body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last chunk: trailer lines until an empty one; this many
-    /// trailer bytes so far.
-    Trailers(usize),
-}
 
 /// Reads one body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyReader {
     /// `Content-Length`: this many bytes left.
     Length(u64),
-    /// Chunked, with the body's size so far as sent (data and chunk
-    /// framing; the trailer section has its own cap).
-    Chunked { state: Chunk, total: u64 },
+    /// Chunked, with the bytes consumed so far (data and chunk framing;
+    /// the trailer section has its own cap, in the decoder).
+    Chunked {
+        decoder: ChunkedDecoder,
+        consumed: u64,
+    },
 }
 
 /// The outcome of [`BodyReader::advance`].
@@ -41,24 +30,22 @@ pub(crate) enum Progress {
 }
 
 impl BodyReader {
-    /// A reader for a chunked body.
-    pub fn chunked() -> BodyReader {
+    /// A reader for a chunked body whose trailer section may take
+    /// `max_trailer` bytes.
+    pub fn chunked(max_trailer: usize) -> BodyReader {
         BodyReader::Chunked {
-            state: Chunk::Size,
-            total: 0,
+            decoder: ChunkedDecoder::new(ChunkedLimits {
+                max_line: MAX_CHUNK_LINE_BYTES,
+                max_trailer,
+            }),
+            consumed: 0,
         }
     }
 
     /// Consumes body bytes from the front of `buf`. Returns how many were
     /// consumed and whether the body is over, or why it is refused.
-    /// `max_body` caps a chunked body as sent, chunk framing included;
-    /// `max_trailer` caps its trailer section.
-    pub fn advance(
-        &mut self,
-        buf: &[u8],
-        max_body: u64,
-        max_trailer: usize,
-    ) -> Result<(usize, Progress), Refused> {
+    /// `max_body` caps a chunked body as sent, chunk framing included.
+    pub fn advance(&mut self, buf: &[u8], max_body: u64) -> Result<(usize, Progress), Refused> {
         match self {
             BodyReader::Length(left) => {
                 let take = (*left).min(buf.len() as u64);
@@ -70,103 +57,63 @@ impl BodyReader {
                 };
                 Ok((take as usize, progress))
             }
-            BodyReader::Chunked { state, total } => {
-                advance_chunked(state, total, buf, max_body, max_trailer)
+            BodyReader::Chunked { decoder, consumed } => {
+                advance_chunked(decoder, consumed, buf, max_body)
             }
         }
     }
-}
-
-fn bad(why: &str) -> Refused {
-    Refused::new(Status::BAD_REQUEST, format!("bad chunked encoding: {why}"))
 }
 
 fn advance_chunked(
-    state: &mut Chunk,
-    total: &mut u64,
+    decoder: &mut ChunkedDecoder,
+    consumed: &mut u64,
     buf: &[u8],
     max_body: u64,
-    max_trailer: usize,
 ) -> Result<(usize, Progress), Refused> {
     let mut pos = 0;
     loop {
-        let rest = &buf[pos..];
-        match *state {
-            Chunk::Size => match httparse::parse_chunk_size(rest) {
-                Ok(httparse::Status::Complete((used, size))) => {
-                    pos += used;
-                    // Counted as sent, chunk framing included, so that a
-                    // stream of tiny chunks with long extensions cannot
-                    // run on far past the limit.
-                    let framing = used as u64 + if size > 0 { 2 } else { 0 };
-                    *total = total.saturating_add(size).saturating_add(framing);
-                    if *total > max_body {
-                        return Err(Refused::new(
-                            Status::PAYLOAD_TOO_LARGE,
-                            format!(
-                                "chunked body over the limit of {max_body} bytes (--max-body-bytes)"
-                            ),
-                        ));
-                    }
-                    *state = if size == 0 {
-                        Chunk::Trailers(0)
-                    } else {
-                        Chunk::Data(size)
-                    };
+        let (used, step) = decoder.decode(&buf[pos..]).map_err(refusal)?;
+        pos += used;
+        *consumed += used as u64;
+        match step {
+            Step::Data(_) => {}
+            Step::ChunkSize(size) => {
+                // Counted as sent, chunk framing included, so that a
+                // stream of tiny chunks with long extensions cannot run
+                // on far past the limit; a chunk counts in full, with
+                // its CRLF, as soon as its size is known.
+                let framing = if size > 0 { 2 } else { 0 };
+                let total = consumed.saturating_add(size).saturating_add(framing);
+                if total > max_body {
+                    return Err(Refused::new(
+                        Status::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "chunked body over the limit of {max_body} bytes (--max-body-bytes)"
+                        ),
+                    ));
                 }
-                Ok(httparse::Status::Partial) if rest.len() > MAX_CHUNK_LINE_BYTES => {
-                    return Err(bad("chunk-size line too long"));
-                }
-                Ok(httparse::Status::Partial) => return Ok((pos, Progress::NeedMore)),
-                Err(httparse::InvalidChunkSize) => return Err(bad("invalid chunk size")),
-            },
-            Chunk::Data(left) => {
-                let take = left.min(rest.len() as u64);
-                pos += take as usize;
-                if take < left {
-                    *state = Chunk::Data(left - take);
-                    return Ok((pos, Progress::NeedMore));
-                }
-                *state = Chunk::DataEnd;
             }
-            Chunk::DataEnd => match rest {
-                [b'\r', b'\n', ..] => {
-                    pos += 2;
-                    *state = Chunk::Size;
-                }
-                [] | [b'\r'] => return Ok((pos, Progress::NeedMore)),
-                _ => return Err(bad("chunk data not followed by CRLF")),
-            },
-            Chunk::Trailers(seen) => {
-                let Some(nl) = memchr::memchr(b'\n', rest) else {
-                    if seen + rest.len() > max_trailer {
-                        return Err(trailers_too_large(max_trailer));
-                    }
-                    return Ok((pos, Progress::NeedMore));
-                };
-                let line = &rest[..=nl];
-                let seen = seen + line.len();
-                if seen > max_trailer {
-                    return Err(trailers_too_large(max_trailer));
-                }
-                pos += line.len();
-                if line == b"\r\n" {
-                    return Ok((pos, Progress::Done));
-                }
-                if !line.ends_with(b"\r\n") || !line.contains(&b':') {
-                    return Err(bad("malformed trailer line"));
-                }
-                *state = Chunk::Trailers(seen);
-            }
+            Step::NeedMore => return Ok((pos, Progress::NeedMore)),
+            Step::Done => return Ok((pos, Progress::Done)),
         }
     }
 }
 
-fn trailers_too_large(max: usize) -> Refused {
-    Refused::new(
-        Status::HEADERS_TOO_LARGE,
-        format!("trailer section over {max} bytes (--max-header-bytes)"),
-    )
+/// The server's answer to a decoding error.
+fn refusal(e: ChunkedError) -> Refused {
+    let why = match e {
+        ChunkedError::BadSizeLine { .. } | ChunkedError::SizeOverflow => "invalid chunk size",
+        ChunkedError::SizeLineTooLong { .. } => "chunk-size line too long",
+        ChunkedError::NoCrlfAfterData { .. } => "chunk data not followed by CRLF",
+        ChunkedError::BadTrailer => "malformed trailer line",
+        ChunkedError::TrailersTooLarge { max } => {
+            return Refused::new(
+                Status::HEADERS_TOO_LARGE,
+                format!("trailer section over {max} bytes (--max-header-bytes)"),
+            );
+        }
+    };
+    Refused::new(Status::BAD_REQUEST, format!("bad chunked encoding: {why}"))
 }
 
 #[cfg(test)]
@@ -183,7 +130,7 @@ mod tests {
         let mut base = 0;
         for piece in input.chunks(chunk) {
             pending.extend_from_slice(piece);
-            let (used, progress) = reader.advance(&pending, 100, 64).map_err(|r| r.status)?;
+            let (used, progress) = reader.advance(&pending, 100).map_err(|r| r.status)?;
             pending.drain(..used);
             base += used;
             if progress == Progress::Done {
@@ -217,12 +164,12 @@ mod tests {
     fn chunked_bodies() {
         let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nNEXT";
         assert_eq!(
-            every_chunking(BodyReader::chunked(), body),
+            every_chunking(BodyReader::chunked(64), body),
             Ok(b"NEXT".to_vec())
         );
         let with_trailer = b"1\r\na\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
         assert_eq!(
-            every_chunking(BodyReader::chunked(), with_trailer),
+            every_chunking(BodyReader::chunked(64), with_trailer),
             Ok(b"NEXT".to_vec())
         );
     }
@@ -236,31 +183,31 @@ mod tests {
             b"12345678901234567\r\n",
         ] {
             assert_eq!(
-                every_chunking(BodyReader::chunked(), bad),
+                every_chunking(BodyReader::chunked(64), bad),
                 Err(Status::BAD_REQUEST),
                 "{bad:?}"
             );
         }
         let too_big = b"65\r\n";
         assert_eq!(
-            every_chunking(BodyReader::chunked(), too_big),
+            every_chunking(BodyReader::chunked(64), too_big),
             Err(Status::PAYLOAD_TOO_LARGE)
         );
         let long_trailer = [&b"0\r\nX: "[..], &[b'a'; 80], b"\r\n\r\n"].concat();
         assert_eq!(
-            every_chunking(BodyReader::chunked(), &long_trailer),
+            every_chunking(BodyReader::chunked(64), &long_trailer),
             Err(Status::HEADERS_TOO_LARGE)
         );
         // Two bytes of data, but framed in 130: the framing counts.
         let one = [&b"1;"[..], &[b'e'; 60], b"\r\na\r\n"].concat();
         let padded = [&one[..], &one, b"0\r\n\r\n"].concat();
         assert_eq!(
-            every_chunking(BodyReader::chunked(), &padded),
+            every_chunking(BodyReader::chunked(64), &padded),
             Err(Status::PAYLOAD_TOO_LARGE)
         );
         let long_line = [&b"1;"[..], &[b'a'; MAX_CHUNK_LINE_BYTES]].concat();
         assert_eq!(
-            run(BodyReader::chunked(), &long_line, long_line.len()),
+            run(BodyReader::chunked(64), &long_line, long_line.len()),
             Err(Status::BAD_REQUEST)
         );
     }

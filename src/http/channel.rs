@@ -154,11 +154,6 @@ impl HttpChannel {
         claimed
     }
 
-    /// Responses sent on this connection so far (errors included).
-    pub fn responses_sent(&self) -> u64 {
-        self.served
-    }
-
     /// Consumes what it can of `buf`; returns how many bytes.
     fn process(&mut self, buf: &[u8], t: &mut Transport) -> usize {
         let mut pos = 0;
@@ -185,11 +180,7 @@ impl HttpChannel {
                     }
                 }
                 State::Body(mut reader) => {
-                    let advanced = reader.advance(
-                        &buf[pos..],
-                        self.config.max_body_bytes,
-                        self.config.max_header_bytes,
-                    );
+                    let advanced = reader.advance(&buf[pos..], self.config.max_body_bytes);
                     match advanced {
                         Ok((used, Progress::NeedMore)) => {
                             self.state = State::Body(reader);
@@ -237,7 +228,7 @@ impl HttpChannel {
                 return Ok(HeadStep::Done { used, body: None });
             }
             BodyLength::Exactly(n) => BodyReader::Length(n),
-            BodyLength::Chunked => BodyReader::chunked(),
+            BodyLength::Chunked => BodyReader::chunked(self.config.max_header_bytes),
         };
         if framing.expect_continue {
             t.write(b"HTTP/1.1 100 Continue\r\n\r\n");

@@ -1,17 +1,22 @@
 //! [`SiteConfig`]: every bound of the HTTP server, each a command-line
 //! option of `spindle serve http`.
 
+use std::fmt;
 use std::time::Duration;
 
 /// Default cap on a request line plus its headers: 16 KiB (nginx's
 /// `large_client_header_buffers` allows 8 KiB per line; 16 KiB in all is
 /// hyper's and Twisted's order of magnitude).
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Default cap on the number of header fields in one request.
+/// Default cap on the number of header fields in one request; the HTTP
+/// client holds a response to it too.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// `--max-headers` may not exceed this: the parser's header slots live on
 /// the worker's stack.
 pub const MAX_HEADERS_LIMIT: usize = 256;
+/// `--max-header-bytes` may not be below this: a request line and a
+/// `Host` header must fit.
+pub const MIN_HEADER_BYTES: usize = 64;
 /// Default cap on a request body (read and discarded): 1 MiB, nginx's
 /// `client_max_body_size`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -21,9 +26,6 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time an idle persistent connection is kept open between
 /// requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A chunk-size line (size and extensions) longer than this is a bad
-/// request.
-pub const MAX_CHUNK_LINE_BYTES: usize = 4096;
 /// How often an idle keep-alive connection looks whether connections are
 /// waiting for a worker, under [`KeepAliveCliff::Release`].
 pub const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -94,21 +96,93 @@ impl Default for SiteConfig {
 }
 
 impl SiteConfig {
-    /// Checks the bounds that have a hard ceiling; the error names the
-    /// option.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the bounds that have a hard ceiling or floor; the error names
+    /// the option and carries the value given.
+    pub fn validate(&self) -> Result<(), SiteConfigError> {
         if self.max_headers == 0 || self.max_headers > MAX_HEADERS_LIMIT {
-            return Err(format!(
-                "--max-headers must be between 1 and {MAX_HEADERS_LIMIT} (got {})",
-                self.max_headers
-            ));
+            return Err(SiteConfigError::MaxHeaders {
+                got: self.max_headers,
+            });
         }
-        if self.max_header_bytes < 64 {
-            return Err(format!(
-                "--max-header-bytes must be at least 64 (got {})",
-                self.max_header_bytes
-            ));
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(SiteConfigError::MaxHeaderBytes {
+                got: self.max_header_bytes,
+            });
         }
         Ok(())
+    }
+}
+
+/// A [`SiteConfig`] bound outside its range: which one, and the value
+/// given. `Display` names the command-line option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SiteConfigError {
+    /// `max_headers` (`--max-headers`) is 0 or over [`MAX_HEADERS_LIMIT`].
+    MaxHeaders {
+        /// The value given.
+        got: usize,
+    },
+    /// `max_header_bytes` (`--max-header-bytes`) is under
+    /// [`MIN_HEADER_BYTES`].
+    MaxHeaderBytes {
+        /// The value given.
+        got: usize,
+    },
+}
+
+impl fmt::Display for SiteConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SiteConfigError::MaxHeaders { got } => write!(
+                f,
+                "--max-headers must be between 1 and {MAX_HEADERS_LIMIT} (got {got})"
+            ),
+            SiteConfigError::MaxHeaderBytes { got } => write!(
+                f,
+                "--max-header-bytes must be at least {MIN_HEADER_BYTES} (got {got})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SiteConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_option_and_the_value() {
+        assert_eq!(SiteConfig::default().validate(), Ok(()));
+        for (config, error, text) in [
+            (
+                SiteConfig {
+                    max_headers: 0,
+                    ..SiteConfig::default()
+                },
+                SiteConfigError::MaxHeaders { got: 0 },
+                "--max-headers must be between 1 and 256 (got 0)",
+            ),
+            (
+                SiteConfig {
+                    max_headers: MAX_HEADERS_LIMIT + 1,
+                    ..SiteConfig::default()
+                },
+                SiteConfigError::MaxHeaders { got: 257 },
+                "--max-headers must be between 1 and 256 (got 257)",
+            ),
+            (
+                SiteConfig {
+                    max_header_bytes: 63,
+                    ..SiteConfig::default()
+                },
+                SiteConfigError::MaxHeaderBytes { got: 63 },
+                "--max-header-bytes must be at least 64 (got 63)",
+            ),
+        ] {
+            assert_eq!(config.validate(), Err(error.clone()));
+            assert_eq!(error.to_string(), text);
+        }
     }
 }

@@ -35,6 +35,7 @@
 
 mod body;
 mod channel;
+pub(crate) mod chunked;
 mod config;
 mod date;
 mod request;
@@ -43,10 +44,11 @@ mod response;
 mod site;
 
 pub use channel::HttpChannel;
+pub use chunked::MAX_CHUNK_LINE_BYTES;
 pub use config::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, IDLE_POLL, KeepAliveCliff, MAX_CHUNK_LINE_BYTES,
-    MAX_HEADERS_LIMIT, RELEASE_SLICE, SiteConfig,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, IDLE_POLL, KeepAliveCliff, MAX_HEADERS_LIMIT,
+    MIN_HEADER_BYTES, RELEASE_SLICE, SiteConfig, SiteConfigError,
 };
 pub use request::{Method, Request, Version};
 pub use resource::{Rendered, Resource};

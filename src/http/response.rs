@@ -99,7 +99,30 @@ impl Response {
         self.status
     }
 
-    /// Sets `Content-Type` (default `text/plain`).
+    /// Sets `Content-Type` (default `text/plain`) for this response.
+    ///
+    /// ```
+    /// use spindle::http::{Rendered, Request, Resource, Response, Site, SiteConfig};
+    /// use spindle::testing::Harness;
+    /// use spindle::Factory;
+    ///
+    /// struct Page;
+    /// impl Resource for Page {
+    ///     fn allowed_methods(&self) -> &'static str { "GET" }
+    ///     fn render_get(&self, _req: &Request<'_>, resp: &mut Response) -> Rendered {
+    ///         resp.set_content_type("text/html; charset=utf-8");
+    ///         resp.write(b"<p>hello</p>");
+    ///         Rendered::Done
+    ///     }
+    /// }
+    ///
+    /// let mut h = Harness::new(Site::new(Page, SiteConfig::default()).channel());
+    /// h.connect();
+    /// h.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let text = h.take_text();
+    /// // Set per response: both answers say it.
+    /// assert_eq!(text.matches("\r\nContent-Type: text/html; charset=utf-8\r\n").count(), 2);
+    /// ```
     pub fn set_content_type(&mut self, content_type: &'static str) {
         self.content_type = content_type;
     }

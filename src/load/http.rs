@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::client::{Client, Sink};
 use super::errors::{ErrorKind, Fault};
+use crate::http::chunked::{ChunkedDecoder, ChunkedLimits, Step};
 
 /// Headers read per response, at most.
 pub const MAX_RESPONSE_HEADERS: usize = 64;
@@ -203,47 +204,23 @@ impl HttpClient {
 }
 
 /// Where a chunked body that starts at `at` ends, if it is all there.
+/// The buffer is decoded afresh each time; [`MAX_RESPONSE_BYTES`] bounds
+/// it, and so its lines.
 fn chunked_end(buf: &[u8], mut at: usize) -> Result<Option<usize>, Fault> {
+    let mut decoder = ChunkedDecoder::new(ChunkedLimits {
+        max_line: MAX_RESPONSE_BYTES,
+        max_trailer: MAX_RESPONSE_BYTES,
+    });
     loop {
-        let size = match httparse::parse_chunk_size(&buf[at..]) {
-            Ok(httparse::Status::Complete((n, size))) => {
-                at += n;
-                size
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => {
-                return Err(Fault::new(
-                    ErrorKind::Protocol,
-                    "bad chunk size in a chunked response",
-                ));
-            }
-        };
-        if size == 0 {
-            // Trailers: header lines up to an empty line.
-            loop {
-                let Some(eol) = memchr::memmem::find(&buf[at..], b"\r\n") else {
-                    return Ok(None);
-                };
-                at += eol + 2;
-                if eol == 0 {
-                    return Ok(Some(at));
-                }
-            }
+        let (used, step) = decoder
+            .decode(&buf[at..])
+            .map_err(|e| Fault::new(ErrorKind::Protocol, format!("bad chunked response: {e}")))?;
+        at += used;
+        match step {
+            Step::Data(_) | Step::ChunkSize(_) => {}
+            Step::NeedMore => return Ok(None),
+            Step::Done => return Ok(Some(at)),
         }
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        let Some(end) = at.checked_add(size).and_then(|e| e.checked_add(2)) else {
-            return Err(Fault::new(ErrorKind::Protocol, "chunk size overflows"));
-        };
-        if end > buf.len() {
-            return Ok(None);
-        }
-        if &buf[end - 2..end] != b"\r\n" {
-            return Err(Fault::new(
-                ErrorKind::Protocol,
-                "chunk not followed by CRLF",
-            ));
-        }
-        at = end;
     }
 }
 

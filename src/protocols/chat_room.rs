@@ -298,11 +298,6 @@ impl Room {
             .collect()
     }
 
-    /// The name `id` goes by now.
-    pub fn name_of(&self, id: MemberId) -> Result<String, Gone> {
-        Ok(self.lock().member(id)?.name().to_string())
-    }
-
     /// Queues `line` for every member but `except`, under the lock (that is
     /// what gives every inbox the same order). Members found slow are
     /// dropped, and the notice of their going is broadcast in turn, which

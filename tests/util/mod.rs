@@ -38,6 +38,7 @@ pub struct Spindle {
 
 impl Spindle {
     /// Starts `spindle ARGS...` with stderr captured. Stdout is discarded.
+    #[cfg(feature = "cli")]
     pub fn start(args: &[&str]) -> Spindle {
         Self::start_with(Command::new(env!("CARGO_BIN_EXE_spindle")).args(args))
     }
@@ -194,26 +195,37 @@ pub fn start_server(
     server.spawn().expect("starts")
 }
 
-/// One `#[test]` per in-process model (pool, thread, reactor) for each
-/// named check, a `fn(spindle::Model)` of the calling test file.
+/// One `#[test]` per model for each named check of the calling test file,
+/// in a module named after the check (`echo::pool`, `echo::reactor`...).
+///
+/// * `every_model!(a, b)`: each check is a `fn(spindle::Model)`, run under
+///   every in-process model (pool, thread, reactor).
+/// * `every_model!([pool Pool, process Process] |model| a => ARG, ...)`:
+///   the models listed (test name, then `spindle::Model` variant), each
+///   check called with `ARG`, an expression of `model`, the variant.
 #[allow(unused_macros)]
 macro_rules! every_model {
-    ($($check:ident),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn pool() {
-                super::$check(spindle::Model::Pool)
-            }
-            #[test]
-            fn thread() {
-                super::$check(spindle::Model::Thread)
-            }
-            #[test]
-            fn reactor() {
-                super::$check(spindle::Model::Reactor)
-            }
-        }
+    ($($check:ident),* $(,)?) => {
+        $crate::util::every_model!(
+            [pool Pool, thread Thread, reactor Reactor] |model| $($check => model),*
+        );
+    };
+    ($models:tt |$model:ident| $($check:ident => $arg:expr),* $(,)?) => {$(
+        $crate::util::every_model!(@tests $check $models |$model| $arg);
     )*};
+    (@tests $check:ident [$($test:ident $variant:ident),*] |$model:ident| $arg:expr) => {
+        mod $check {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    let $model = spindle::Model::$variant;
+                    super::$check($arg)
+                }
+            )*
+        }
+    };
 }
 #[allow(unused_imports)]
 pub(crate) use every_model;

@@ -108,7 +108,15 @@ impl fmt::Display for ImapError {
     }
 }
 
-impl std::error::Error for ImapError {}
+impl std::error::Error for ImapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ImapError::Connect(e) => Some(e),
+            ImapError::Parse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A command's answer: the untagged responses it brought, and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
