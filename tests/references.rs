@@ -5,7 +5,7 @@
 
 mod util;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
@@ -16,6 +16,9 @@ mod tokio_echo;
 
 #[path = "../examples/hyper_counter.rs"]
 mod hyper_counter;
+
+#[path = "../examples/bare_chat.rs"]
+mod bare_chat;
 
 /// Binds a loopback listener on a free port and runs `serve` on it in a
 /// thread of its own, for the life of the test process.
@@ -197,4 +200,93 @@ fn hyper_counter_answers_as_spindle_serve_http_does() {
             .headers
             .contains(&("connection".into(), "close".into()))
     );
+}
+
+/// Reads one `\n`-terminated line (bounded by the stream's read timeout).
+fn line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("a line within the deadline");
+    line
+}
+
+/// What two members of a chat room on `port` see, as a fan-out load
+/// looks at it: each one's greeting (its port written as PORT), and the
+/// first line that is not a `* ` notice after A says `hello`, at A and at B.
+fn chat_session(port: u16) -> Vec<String> {
+    let a = connect(port);
+    let a_name = a.local_addr().expect("bound").to_string();
+    let mut a_in = BufReader::new(a.try_clone().expect("clones"));
+    let greeting_a = line(&mut a_in).replace(&a_name, "ADDR");
+    let b = connect(port);
+    let b_name = b.local_addr().expect("bound").to_string();
+    let mut b_in = BufReader::new(b.try_clone().expect("clones"));
+    let greeting_b = line(&mut b_in).replace(&b_name, "ADDR");
+    let mut a = a;
+    send(&mut a, b"hello, room\r\n");
+    let said = |reader: &mut BufReader<TcpStream>| loop {
+        let l = line(reader);
+        if !l.starts_with("* ") {
+            return l.replace(&a_name, "A");
+        }
+    };
+    vec![greeting_a, greeting_b, said(&mut a_in), said(&mut b_in)]
+}
+
+#[test]
+fn bare_chat_greets_and_fans_out_as_spindle_serve_chat_does() {
+    let spindle = Spindle::start(&[
+        "serve",
+        "chat",
+        "--listen",
+        "tcp:port=0:interface=127.0.0.1",
+    ]);
+    let ours = chat_session(spindle.port_of("ChatFactory"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("has an address").port();
+    thread::spawn(move || bare_chat::serve(listener, bare_chat::DEFAULT_QUEUE_LINES));
+    let theirs = chat_session(port);
+    assert_eq!(theirs, ours);
+    assert_eq!(
+        ours,
+        [
+            "* welcome, ADDR: 1 here (you included); /help lists the commands\r\n",
+            "* welcome, ADDR: 2 here (you included); /help lists the commands\r\n",
+            "<A> hello, room\r\n",
+            "<A> hello, room\r\n",
+        ]
+    );
+}
+
+#[test]
+fn bare_chat_drops_a_member_that_stops_reading_and_serves_the_rest() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("has an address").port();
+    // A queue of 4 lines: the member that never reads overflows it at once.
+    thread::spawn(move || bare_chat::serve(listener, 4));
+    let stuck = connect(port);
+    let mut stuck_in = BufReader::new(stuck.try_clone().expect("clones"));
+    assert!(line(&mut stuck_in).starts_with("* welcome"));
+    let talker = connect(port);
+    let mut talker_in = BufReader::new(talker.try_clone().expect("clones"));
+    assert!(line(&mut talker_in).starts_with("* welcome"));
+    let mut talker = talker;
+    // Enough to fill the stuck member's socket buffers and then its queue.
+    let big = format!("{}\r\n", "x".repeat(8000));
+    let lines = 400;
+    for _ in 0..lines {
+        send(&mut talker, big.as_bytes());
+        let heard = line(&mut talker_in);
+        assert_eq!(
+            heard.len(),
+            big.len() + talker.local_addr().unwrap().to_string().len() + 3
+        );
+    }
+    // The stuck member was cut off: what it can still read ends in EOF
+    // (a read timeout here would mean it is still in the room), short of
+    // everything that was said.
+    let mut rest = Vec::new();
+    stuck_in.read_to_end(&mut rest).expect("EOF, not a timeout");
+    assert!(rest.len() < lines * big.len(), "it was not sent everything");
 }
