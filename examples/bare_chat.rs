@@ -210,6 +210,9 @@ fn write_queued(mut stream: TcpStream, outbox: Receiver<Line>) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+#[path = "support/listen.rs"]
+mod listen;
+
 #[allow(dead_code)] // the tests include this file for `serve` alone
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -223,7 +226,7 @@ fn main() {
         Some(Ok(n)) if n > 0 => n,
         Some(_) => exit("QUEUE_LINES: a number above 0"),
     };
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| exit(&e.to_string()));
+    let listener = listen::loopback(port).unwrap_or_else(|e| exit(&e.to_string()));
     let port = listener.local_addr().map_or(0, |a| a.port());
     eprintln!("BareChat starting on {port} ({queue_lines} lines queued per member at most)");
     if let Err(e) = serve(listener, queue_lines) {

@@ -144,6 +144,9 @@ pub fn serve(listener: TcpListener, workers: Option<usize>) -> io::Result<()> {
     Ok(())
 }
 
+#[path = "support/listen.rs"]
+mod listen;
+
 #[allow(dead_code)] // the tests include this file for `serve` alone
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -157,7 +160,7 @@ fn main() {
         Some(Ok(n)) if n > 0 => Some(n),
         Some(_) => exit("WORKER_THREADS: a number above 0"),
     };
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| exit(&e.to_string()));
+    let listener = listen::loopback(port).unwrap_or_else(|e| exit(&e.to_string()));
     let port = listener.local_addr().map_or(0, |a| a.port());
     eprintln!(
         "HyperCounter starting on {port} ({} worker threads)",
