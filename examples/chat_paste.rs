@@ -51,7 +51,12 @@ struct Heard {
 }
 
 /// Reads one member's connection until `done`, counting paste lines.
-fn receive(mut stream: TcpStream, heard: Arc<Heard>, start: Arc<Mutex<Option<Instant>>>, done: Arc<AtomicBool>) {
+fn receive(
+    mut stream: TcpStream,
+    heard: Arc<Heard>,
+    start: Arc<Mutex<Option<Instant>>>,
+    done: Arc<AtomicBool>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut partial: Vec<u8> = Vec::new();
     let mut expected = 0u64;
@@ -60,7 +65,14 @@ fn receive(mut stream: TcpStream, heard: Arc<Heard>, start: Arc<Mutex<Option<Ins
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(_) => break,
         };
         let mut rest = &buf[..n];
@@ -92,7 +104,9 @@ fn receive(mut stream: TcpStream, heard: Arc<Heard>, start: Arc<Mutex<Option<Ins
             if let Ok(start) = start.lock()
                 && let Some(t) = *start
             {
-                heard.last_nanos.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                heard
+                    .last_nanos
+                    .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -127,11 +141,14 @@ fn main() {
         fail(usage);
     };
     let number = |i: usize, default: u64| -> u64 {
-        args.get(i).map_or(default, |a| a.parse().unwrap_or_else(|_| fail(usage)))
+        args.get(i)
+            .map_or(default, |a| a.parse().unwrap_or_else(|_| fail(usage)))
     };
     let readers = number(1, 10) as usize;
     let lines = number(2, 50_000);
-    let pid = args.get(3).map(|a| a.parse::<u32>().unwrap_or_else(|_| fail(usage)));
+    let pid = args
+        .get(3)
+        .map(|a| a.parse::<u32>().unwrap_or_else(|_| fail(usage)));
     if readers == 0 || lines == 0 {
         fail(usage);
     }
@@ -219,8 +236,16 @@ fn main() {
         println!(
             "{who}: lines={} of {lines}{}{}{} last_line_s={:.2}",
             h.lines.load(Ordering::Relaxed),
-            if h.closed.load(Ordering::Relaxed) { " DISCONNECTED" } else { "" },
-            if h.disordered.load(Ordering::Relaxed) { " OUT-OF-ORDER" } else { "" },
+            if h.closed.load(Ordering::Relaxed) {
+                " DISCONNECTED"
+            } else {
+                ""
+            },
+            if h.disordered.load(Ordering::Relaxed) {
+                " OUT-OF-ORDER"
+            } else {
+                ""
+            },
             match h.skipped.load(Ordering::Relaxed) {
                 0 => String::new(),
                 n => format!(" skipped={n}"),
@@ -241,8 +266,14 @@ fn main() {
                 && h.skipped.load(Ordering::Relaxed) == 0
         })
         .count();
-    let disconnected = readers_heard.iter().filter(|h| h.closed.load(Ordering::Relaxed)).count();
-    let got: Vec<u64> = readers_heard.iter().map(|h| h.lines.load(Ordering::Relaxed)).collect();
+    let disconnected = readers_heard
+        .iter()
+        .filter(|h| h.closed.load(Ordering::Relaxed))
+        .count();
+    let got: Vec<u64> = readers_heard
+        .iter()
+        .map(|h| h.lines.load(Ordering::Relaxed))
+        .collect();
     let last = readers_heard
         .iter()
         .map(|h| h.last_nanos.load(Ordering::Relaxed))
@@ -256,7 +287,12 @@ fn main() {
         got.iter().max().unwrap_or(&0),
         last as f64 / 1e9,
         elapsed.as_secs_f64(),
-        write.map_or("still-blocked".to_string(), |(t, o)| format!("{o}@{:.2}s", t.as_secs_f64())).replace(' ', "_"),
+        write
+            .map_or("still-blocked".to_string(), |(t, o)| format!(
+                "{o}@{:.2}s",
+                t.as_secs_f64()
+            ))
+            .replace(' ', "_"),
         heard[0].closed.load(Ordering::Relaxed),
     );
 }

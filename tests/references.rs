@@ -3,6 +3,10 @@
 //! is compiled into this test (its `serve` runs in-process on port 0) and
 //! compared with the real `spindle serve` on the same input.
 
+// Each example brings its own copy of examples/support/listen.rs (its
+// `main` binds with it); here the three are one crate.
+#![allow(clippy::duplicate_mod)]
+
 mod util;
 
 use std::io::{BufRead, BufReader, Read};
