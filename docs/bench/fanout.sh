@@ -24,7 +24,9 @@ for s in "${servers[@]}"; do
   # shellcheck disable=SC2046  # the command line is split on purpose
   start "$s" "$log" $(chat_server "$s")
   before=$(load)
-  result=$(run target/release/examples/fanout_load "127.0.0.1:$PORT" $clients $window $secs)
+  if ! result=$(run target/release/examples/fanout_load "127.0.0.1:$PORT" $clients $window $secs); then
+    stop; echo "| $s | failed (its reason is on stderr) | | | | | $before |"; continue
+  fi
   stop
   rate=$(sed 's/.*lines_per_sec=\([0-9]*\).*/\1/' <<<"$result")
   p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$result")

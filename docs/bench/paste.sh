@@ -25,7 +25,9 @@ for s in "${servers[@]}"; do
   # shellcheck disable=SC2046  # the command line is split on purpose
   start "$s" "$log" $(chat_server "$s")
   before=$(load)
-  out=$(run target/release/examples/chat_paste "127.0.0.1:$PORT" $readers $lines "$SERVER_PID")
+  if ! out=$(run target/release/examples/chat_paste "127.0.0.1:$PORT" $readers $lines "$SERVER_PID"); then
+    stop; echo "| $s | failed (its reason is on stderr) | | | | | | $before |"; continue
+  fi
   stop
   grep -v '^summary' <<<"$out" | sed "s/^/  $s /" >&2
   summary=$(grep '^summary' <<<"$out")
