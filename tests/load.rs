@@ -42,13 +42,45 @@ fn config(
     c
 }
 
-/// Runs `config` and checks that it ended on time.
+/// Runs `config` and checks that it ended on time (the drain after the
+/// end waits at most `--timeout` for answers due) and that every request
+/// due is accounted for.
 fn run(config: &LoadConfig) -> load::Report {
     let t0 = Instant::now();
     let report = load::run(config).expect("the run starts");
-    let allowed = config.warmup + config.duration + Duration::from_secs(2);
+    let allowed = config.warmup + config.duration + config.timeout + Duration::from_secs(2);
     assert!(t0.elapsed() < allowed, "the run took {:?}", t0.elapsed());
+    assert_accounted(&report);
     report
+}
+
+/// `scheduled = completed + failed + unsent`, in the text and the JSON too.
+fn assert_accounted(r: &load::Report) {
+    let a = &r.accounting;
+    assert!(a.balanced(), "{a:?}\n{r}");
+    assert_eq!(a.completed, r.requests, "{r}");
+    assert_eq!(a.unsent, a.unsent_connection_down + a.unsent_run_ended);
+    if r.open_loop.is_none() && r.mode != "idle" {
+        assert_eq!(a.unsent, 0, "closed loop sends when it can: {r}");
+    }
+    let line = format!(
+        "{} scheduled = {} completed + {} failed + {} unsent",
+        a.scheduled, a.completed, a.failed, a.unsent
+    );
+    assert!(r.to_string().contains(&line), "{line} not in\n{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    for (field, n) in [
+        ("scheduled", a.scheduled),
+        ("completed", a.completed),
+        ("failed", a.failed),
+        ("unsent", a.unsent),
+    ] {
+        assert_eq!(v["accounting"][field], n, "{field}");
+    }
+    assert!(
+        r.to_string().lines().all(|l| l.chars().count() <= 80),
+        "a line over 80 columns:\n{r}"
+    );
 }
 
 #[test]
@@ -610,7 +642,7 @@ fn a_pool_smaller_than_the_clients_shows_starved_connections() {
         .unwrap();
     let server = server.spawn().unwrap();
     let mut c = config(Workload::Echo, server.tcp_addr(), 4, 400);
-    c.timeout = Duration::from_secs(5); // longer than the run: no timeouts
+    c.timeout = Duration::from_secs(1); // longer than the run: no timeouts in it
     let r = run(&c);
     assert_eq!(r.fairness.connections, 4);
     assert_eq!(r.fairness.connections_without_service, 2, "{r}");
@@ -622,8 +654,12 @@ fn a_pool_smaller_than_the_clients_shows_starved_connections() {
             .any(|w| w.contains("2 of 4 connections got no service")),
         "{r}"
     );
-    assert!(r.to_string().contains("2 of 4 connections got none"));
-    assert_eq!(r.errors_total, 0, "{r}");
+    assert!(r.to_string().contains("2 of 4 connections got none"), "{r}");
+    // The two starved requests are not left without an outcome: the drain
+    // after the end waits --timeout for them, and they time out.
+    assert_eq!(r.accounting.failed, 2, "{r}");
+    assert_eq!(r.errors_total, 2, "{r}");
+    assert_eq!(r.errors[0].kind, ErrorKind::Timeout, "{r}");
 }
 
 #[test]
@@ -641,4 +677,176 @@ fn chat_against_spindle_serve_chat() {
     assert!(chat.lines_delivered >= r.requests, "{r}");
     assert!(chat.lines_delivered <= (r.requests + 2) * 10, "{r}");
     assert_eq!(r.connections_open_at_end, 10);
+}
+
+/// An echo server (std::net, a thread per connection) that, once it has
+/// answered `stall_after` messages, stops answering anyone for `stall`:
+/// reads pile up in the kernel, as under SIGSTOP. Then it answers again.
+struct StallingEcho {
+    addr: SocketAddr,
+    answered: Arc<AtomicU64>,
+}
+
+impl StallingEcho {
+    fn start(stall_after: u64, stall: Duration) -> StallingEcho {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = Arc::new(AtomicU64::new(0));
+        let stalled_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let count = answered.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let count = count.clone();
+                let stalled_until = stalled_until.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // The freeze is the scenario under test (a server
+                        // that stops answering), not a synchronisation.
+                        let until = {
+                            let mut s = stalled_until.lock().unwrap();
+                            if s.is_none() && count.load(Ordering::SeqCst) >= stall_after {
+                                *s = Some(Instant::now() + stall);
+                            }
+                            *s
+                        };
+                        if let Some(t) = until {
+                            let now = Instant::now();
+                            if now < t {
+                                thread::sleep(t - now);
+                            }
+                        }
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        StallingEcho { addr, answered }
+    }
+}
+
+#[test]
+fn a_stall_longer_than_the_timeout_is_charged_not_skipped() {
+    // 400 requests/s on 4 connections for 1.5 s; after 100 answers (about
+    // 0.25 s in) the server freezes for 0.6 s, three times --timeout. Each
+    // connection's request times out and the connection is replaced; the
+    // slots that pass meanwhile are sent once the server answers again,
+    // charged from their intended time. None is skipped.
+    let server = StallingEcho::start(100, Duration::from_millis(600));
+    let mut c = config(Workload::Echo, server.addr, 4, 1500);
+    c.rate = Some(400.0);
+    c.timeout = Duration::from_millis(200);
+    c.size = 16;
+    c.interval = Duration::from_millis(250);
+    let r = run(&c);
+    let a = &r.accounting;
+    // 400/s for 1.5 s: 600 slots (the window's edges may round one way).
+    assert!((596..=604).contains(&a.scheduled), "{r}");
+    assert!(
+        a.failed >= 4,
+        "every connection timed out at least once: {r}"
+    );
+    let timeouts = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Timeout)
+        .expect("timeouts");
+    assert!(timeouts.count >= a.failed.min(4), "{r}");
+    // Nearly all were sent late and answered: only the timed-out ones and
+    // (at most) a few at the very end are missing.
+    assert!(a.completed + a.failed + 20 >= a.scheduled, "{r}");
+    let o = r.open_loop.as_ref().unwrap();
+    // The slots of the freeze waited for it: a third of the run's requests
+    // were charged up to 0.6 s, so the corrected p90 shows it...
+    assert!(o.corrected_latency_us.p90 >= 100_000.0, "{r}");
+    assert!(o.corrected_latency_us.max >= 300_000.0, "{r}");
+    // ...which the latency from the actual send time hides.
+    assert!(
+        o.uncorrected_latency_us.p90 * 10.0 < o.corrected_latency_us.p90,
+        "{r}"
+    );
+    // The timeline shows where: quiet intervals during the freeze, then
+    // one whose worst latency is the freeze.
+    assert_eq!(r.timeline.len(), 6, "{r}");
+    assert!(
+        r.timeline.iter().any(|i| i.requests == 0),
+        "{:?}",
+        r.timeline
+    );
+    assert!(
+        r.timeline.iter().any(|i| i.latency_us.max >= 300_000.0),
+        "{:?}",
+        r.timeline
+    );
+    let total: u64 = r.timeline.iter().map(|i| i.requests).sum();
+    assert_eq!(total, r.requests);
+    let failed: u64 = r.timeline.iter().map(|i| i.failed).sum();
+    assert_eq!(failed, a.failed);
+    assert!(server.answered.load(Ordering::SeqCst) >= r.requests);
+}
+
+#[test]
+fn a_server_that_refuses_for_a_while_leaves_no_slot_unaccounted() {
+    // Nothing listens for the first 0.4 s of a 1 s open-loop run; then an
+    // echo server takes the port. Refused connects are errors but not
+    // failed requests: the slots wait for the connection and are sent,
+    // late, when it comes up.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut c = config(Workload::Echo, addr, 2, 1000);
+    c.rate = Some(200.0);
+    c.timeout = Duration::from_millis(500);
+    let runner = {
+        let c = c.clone();
+        thread::spawn(move || load::run(&c).expect("the run starts"))
+    };
+    // The refusing period is the scenario, not a synchronisation.
+    thread::sleep(Duration::from_millis(400));
+    let listener = TcpListener::bind(addr).expect("the port is free again");
+    let server = thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let r = runner.join().unwrap();
+    assert_accounted(&r);
+    let a = &r.accounting;
+    assert!((198..=202).contains(&a.scheduled), "{r}");
+    let refused = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Refused)
+        .expect("refusals");
+    assert!(refused.count >= 2, "{r}");
+    assert!(
+        refused.by_errno.iter().any(|e| e.errno == "ECONNREFUSED"),
+        "{r}"
+    );
+    assert!(refused.sample.contains("ECONNREFUSED"), "{r}");
+    assert_eq!(a.failed, 0, "no request was sent to a refusing port: {r}");
+    assert!(
+        a.completed + 4 >= a.scheduled,
+        "the missed slots were sent late: {r}"
+    );
+    let o = r.open_loop.as_ref().unwrap();
+    assert!(o.corrected_latency_us.max >= 300_000.0, "{r}");
+    drop(server);
 }

@@ -92,6 +92,8 @@ pub struct LoadConfig {
     pub probe_interval: Duration,
     /// Print a live progress line on stderr.
     pub progress: bool,
+    /// The timeline's interval.
+    pub interval: Duration,
 }
 
 impl LoadConfig {
@@ -116,6 +118,7 @@ impl LoadConfig {
             probes: 0,
             probe_interval: Duration::from_secs(1),
             progress: false,
+            interval: super::timeline::DEFAULT_INTERVAL,
         }
     }
 
@@ -138,6 +141,18 @@ impl LoadConfig {
         {
             return Err(format!(
                 "--rate must be a positive number of requests/s, not {r}"
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err("--interval must be more than 0".into());
+        }
+        let intervals = super::timeline::Timeline::intervals_in(self.duration, self.interval);
+        if intervals > super::timeline::MAX_INTERVALS {
+            return Err(format!(
+                "--interval {:?} cuts --duration {:?} into {intervals} intervals, more than the {} allowed: use a longer --interval",
+                self.interval,
+                self.duration,
+                super::timeline::MAX_INTERVALS
             ));
         }
         if self.size == 0 {

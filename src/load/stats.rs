@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::errors::ErrorTally;
 use super::latency::Latency;
+use super::timeline::Timeline;
 
 /// Counts and histograms of one thread (or, merged, of the run).
 #[derive(Clone, Default)]
@@ -19,8 +20,25 @@ pub struct Stats {
     pub delivery: Latency,
     /// Failures by kind (the whole run, warmup included).
     pub errors: ErrorTally,
-    /// Successful requests in the measured part.
+    /// Requests due in the measured part: open loop, the schedule's slots
+    /// in it; closed loop, the requests sent in it.
+    pub scheduled: u64,
+    /// Successful requests in the measured part (the completed ones).
     pub requests: u64,
+    /// Requests of the measured part that were sent and failed (timeout,
+    /// reset, close, protocol error, bad status, interrupted).
+    pub failed: u64,
+    /// Open loop: slots of the measured part never sent because their
+    /// connection was not established when the run ended.
+    pub unsent_connection_down: u64,
+    /// Open loop: slots of the measured part never sent because their
+    /// connection, behind its schedule (catching up after a stall), ran
+    /// out of time.
+    pub unsent_run_ended: u64,
+    /// Per interval of the measured part.
+    pub timeline: Timeline,
+    /// The run was cut short (Ctrl-C).
+    pub interrupted: bool,
     /// Requests each sending connection completed in the measured part.
     pub per_connection: Vec<u64>,
     /// Bytes written in the measured part.
@@ -39,6 +57,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Requests due but never sent, for every reason.
+    pub fn unsent(&self) -> u64 {
+        self.unsent_connection_down + self.unsent_run_ended
+    }
+
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &Stats) {
         self.latency.merge(&other.latency);
@@ -46,7 +69,13 @@ impl Stats {
         self.connect.merge(&other.connect);
         self.delivery.merge(&other.delivery);
         self.errors.merge(&other.errors);
+        self.scheduled += other.scheduled;
         self.requests += other.requests;
+        self.failed += other.failed;
+        self.unsent_connection_down += other.unsent_connection_down;
+        self.unsent_run_ended += other.unsent_run_ended;
+        self.timeline.merge(&other.timeline);
+        self.interrupted |= other.interrupted;
         self.per_connection.extend_from_slice(&other.per_connection);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
