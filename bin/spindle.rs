@@ -402,16 +402,36 @@ fn serve_one(args: &ServeOneArgs) -> Result<(), Failure> {
         .map_err(|e| runtime(e.to_string()))
 }
 
-/// Runs a load and prints its report; exit 1 when nothing succeeded.
+/// The exit status of a run cut short by Ctrl-C (128 + SIGINT).
+const INTERRUPTED_EXIT: u8 = 130;
+
+/// Runs a load and prints its report; exit 1 when nothing succeeded, 130
+/// when Ctrl-C cut it short (the report covers what was measured).
 fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
     let config = args.config().map_err(usage)?;
-    let report = spindle::load::run(&config).map_err(runtime)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+        .map_err(|e| runtime(format!("cannot catch Ctrl-C: {e}")))?;
+    unblock_stop_signals()?;
+    let report = spindle::load::run_until(&config, |_| {}, &stop).map_err(runtime)?;
+    if let Some(path) = &args.hlog {
+        spindle::load::hdrfiles::write_hlog(path, &report).map_err(runtime)?;
+    }
+    if let Some(path) = &args.hgrm {
+        spindle::load::hdrfiles::write_hgrm(path, &report).map_err(runtime)?;
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {
-        print!("{report}");
+        print!("{}", report.text(args.timeline));
     }
-    if report.succeeded() {
+    if report.interrupted {
+        Err(Failure {
+            code: INTERRUPTED_EXIT,
+            message: "interrupted".into(),
+        })
+    } else if report.succeeded() {
         Ok(())
     } else {
         Err(runtime("no request succeeded"))

@@ -850,3 +850,177 @@ fn a_server_that_refuses_for_a_while_leaves_no_slot_unaccounted() {
     assert!(o.corrected_latency_us.max >= 300_000.0, "{r}");
     drop(server);
 }
+
+/// An echo server that never stalls, counting its answers.
+fn counting_echo() -> StallingEcho {
+    StallingEcho::start(u64::MAX, Duration::ZERO)
+}
+
+#[test]
+fn ctrl_c_prints_the_report_marked_interrupted_and_exits_130() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "load", "echo", "-t", &target, "-c", "2", "--rate", "500", "-d", "30s", "--warmup",
+            "0s", "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spindle runs");
+    // Interrupt once it is measuring, well before its 30 s are up.
+    assert!(util::wait_until(util::DEADLINE, || server
+        .answered
+        .load(Ordering::SeqCst)
+        >= 50));
+    let t0 = Instant::now();
+    // SAFETY: kill on the pid of a child we started and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("spindle exits");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report");
+    assert_eq!(v["interrupted"], true, "{v}");
+    let measured = v["duration_sec"].as_f64().unwrap();
+    assert!(measured > 0.0 && measured < 10.0, "{v}");
+    let a = &v["accounting"];
+    let n = |k: &str| a[k].as_u64().unwrap();
+    assert_eq!(
+        n("scheduled"),
+        n("completed") + n("failed") + n("unsent"),
+        "{v}"
+    );
+    assert!(n("completed") >= 40, "{v}");
+    // The schedule was cut at the interruption: 500/s over what was measured.
+    let due = 500.0 * measured;
+    assert!((n("scheduled") as f64 - due).abs() <= 3.0, "{v}");
+    // The text report says so on its first line.
+    let child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "load", "echo", "-t", &target, "-c", "1", "-d", "30s", "--warmup", "0s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spindle runs");
+    let before = server.answered.load(Ordering::SeqCst);
+    assert!(util::wait_until(util::DEADLINE, || server
+        .answered
+        .load(Ordering::SeqCst)
+        > before + 10));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("spindle exits");
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("INTERRUPTED (Ctrl-C)"), "{text}");
+    assert!(text.contains(" scheduled = "), "{text}");
+}
+
+#[test]
+fn the_hlog_decodes_with_python_hdrhistogram_and_agrees() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("spindle-hlog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hlog = dir.join("run.hlog");
+    let hgrm = dir.join("run.hgrm");
+    let out = spindle_load(&[
+        "echo",
+        "-t",
+        &target,
+        "-c",
+        "4",
+        "--rate",
+        "2000",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--interval",
+        "200ms",
+        "--json",
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 5, "{v}");
+    // Python decodes every interval and adds them up; for each of the
+    // report's p50, p99 and max it says how many samples lie at or below
+    // the value 1.1% under and over it (the log keeps two significant
+    // digits, the report three), so that the check does not hang on which
+    // neighbouring sample each library's rank rounding picks.
+    let latency = &v["open_loop"]["corrected_latency_us"];
+    let ns = |k: &str| format!("{}", latency[k].as_f64().unwrap() * 1000.0);
+    let script = r#"
+import sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600 * 10**9, 2))
+total = HdrHistogram(1, 3600 * 10**9, 2)
+intervals = 0
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    intervals += 1
+    total.add(h)
+values = [(i.value_iterated_to, i.count_at_value_iterated_to)
+          for i in total.get_recorded_iterator()]
+def at_or_below(v):
+    return sum(c for (x, c) in values if x <= v)
+out = [intervals, total.get_total_count()]
+for v in map(float, sys.argv[2:]):
+    out += [at_or_below(v * 0.989), at_or_below(v * 1.011)]
+print(*out)
+"#;
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&hlog)
+        .args([ns("p50"), ns("p99"), ns("max")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let text = String::from_utf8_lossy(&py.stdout);
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(f[0], 5.0, "{text}");
+    let count = latency["count"].as_f64().unwrap();
+    assert_eq!(f[1], count, "{text}");
+    for (i, (key, q)) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let (below, upto) = (f[2 + 2 * i], f[3 + 2 * i]);
+        let rank = (q * count).ceil();
+        assert!(
+            below < rank && upto >= rank,
+            "{key} ({q}): {below} samples under it, {upto} to it, rank {rank}: {text}"
+        );
+    }
+    let hgrm = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(hgrm.contains("Value     Percentile TotalCount 1/(1-Percentile)"));
+    let count = latency["count"].as_u64().unwrap();
+    assert!(
+        hgrm.contains(&format!("Total count    = {count:>12}]")),
+        "{hgrm}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -28,6 +28,21 @@ pub struct LoadArgs {
     /// Print the report as JSON (units in field names) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Add the per-interval table to the text report (the JSON always has
+    /// the timeline).
+    #[arg(long)]
+    pub timeline: bool,
+
+    /// Write HdrHistogram's interval log (one histogram per --interval),
+    /// for HistogramLogProcessor and the hdrhistogram tools.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<std::path::PathBuf>,
+
+    /// Write the percentile distribution (.hgrm, as wrk2 prints it), for
+    /// HdrHistogram's plotter.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<std::path::PathBuf>,
 }
 
 /// The settings `spindle load` and `spindle bench` share.
@@ -62,6 +77,10 @@ pub struct ShapeArgs {
     /// Connect and response timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// The timeline's interval (JSON `timeline`, --timeline, --hlog).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
 
     /// echo: message size; chat: line size (bytes).
     #[arg(long, default_value_t = super::echo::DEFAULT_SIZE, value_name = "BYTES")]
@@ -146,6 +165,7 @@ impl ShapeArgs {
         c.rate = self.rate;
         c.connect_rate = (self.connect_rate > 0.0).then_some(self.connect_rate);
         c.timeout = self.timeout;
+        c.interval = self.interval;
         c.size = self.size;
         c.path = self.path.clone();
         c.keepalive = !self.no_keepalive;

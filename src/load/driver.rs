@@ -55,6 +55,9 @@ const TIMER: Token = Token(usize::MAX);
 pub struct Progress {
     /// Successful requests so far (measured part only).
     pub requests: AtomicU64,
+    /// Responses so far, warmup included: the progress line's rate is the
+    /// change in this over the time between two of its draws.
+    pub answered: AtomicU64,
     /// Errors so far.
     pub errors: AtomicU64,
     /// Connections established so far.
@@ -131,7 +134,9 @@ pub struct Driver {
     sink: Sink,
     buf: Vec<u8>,
     progress: Arc<Progress>,
-    published: (u64, u64, u64),
+    published: (u64, u64, u64, u64),
+    /// Responses, warmup included (for the progress line).
+    answered: u64,
     stop_at: StopAt,
     interrupted: bool,
     /// The connections' states were taken at the end (before the drain).
@@ -196,7 +201,8 @@ impl Driver {
             sink: Sink::default(),
             buf: vec![0; READ_BUFFER_BYTES],
             progress,
-            published: (0, 0, 0),
+            published: (0, 0, 0, 0),
+            answered: 0,
             stop_at,
             interrupted: false,
             ended: false,
@@ -285,8 +291,14 @@ impl Driver {
             return;
         }
         self.interrupted = true;
-        let end = (self.clock.start + Duration::from_nanos(at)).min(self.clock.end);
+        // Normally the instant is still ahead (it is set a little in the
+        // future); a thread that was not scheduled in time ends now
+        // instead, so that nothing it already sent falls outside its window.
+        let end = (self.clock.start + Duration::from_nanos(at))
+            .max(Instant::now())
+            .min(self.clock.end);
         self.clock.end = end;
+        self.stats.ended_at = Some(end);
         if let Some(s) = self.schedule {
             for c in &mut self.conns {
                 c.first_after_end = s.first_at_or_after(c.slot, end).max(c.first_measured);
@@ -299,6 +311,7 @@ impl Driver {
             self.stats.requests,
             self.stats.errors.total(),
             self.stats.connects,
+            self.answered,
         );
         let p = &self.progress;
         p.requests
@@ -307,6 +320,8 @@ impl Driver {
             .fetch_add(now.1 - self.published.1, Ordering::Relaxed);
         p.connects
             .fetch_add(now.2 - self.published.2, Ordering::Relaxed);
+        p.answered
+            .fetch_add(now.3 - self.published.3, Ordering::Relaxed);
         self.published = now;
     }
 
@@ -697,6 +712,7 @@ impl Driver {
         if sink.completed == 0 || self.conns[i].state != State::Waiting {
             return true;
         }
+        self.answered += 1;
         let c = &mut self.conns[i];
         if c.counted {
             c.counted = false;

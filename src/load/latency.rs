@@ -48,6 +48,11 @@ impl Latency {
         }
     }
 
+    /// The histogram itself (nanoseconds), for HdrHistogram's files.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
     /// How many samples.
     pub fn count(&self) -> u64 {
         self.histogram.len()

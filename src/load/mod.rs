@@ -41,6 +41,7 @@ pub mod config;
 mod driver;
 pub mod echo;
 pub mod errors;
+pub mod hdrfiles;
 pub mod http;
 pub mod idle;
 pub mod latency;
@@ -69,6 +70,11 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How often the stop flag is looked at (Ctrl-C to report).
 const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How far ahead of the Ctrl-C the run's end is set, so that every load
+/// thread (each looks at least every 100 ms) sees it before it passes and
+/// they all end at the same instant.
+const STOP_LEAD: Duration = Duration::from_millis(200);
 
 /// Runs `config` to the end and reports. Errors are only for what stops a
 /// run from starting (bad settings, too few file descriptors, a thread that
@@ -150,7 +156,8 @@ pub fn run_until(
     let mut drawn = Instant::now();
     while finished < threads {
         if stop.load(Ordering::Relaxed) && stop_at.load(Ordering::Relaxed) == NOT_STOPPED {
-            let at = u64::try_from(start.elapsed().as_nanos()).unwrap_or(NOT_STOPPED - 1);
+            let at = start.elapsed() + STOP_LEAD;
+            let at = u64::try_from(at.as_nanos()).unwrap_or(NOT_STOPPED - 1);
             stop_at.store(at, Ordering::Relaxed);
         }
         match done_rx.recv_timeout(STOP_CHECK_INTERVAL) {
@@ -187,13 +194,9 @@ pub fn run_until(
     if let Some(f) = failure {
         return Err(f);
     }
-    let stopped = stop_at.load(Ordering::Relaxed);
-    let measured = if stopped == NOT_STOPPED {
-        config.duration
-    } else {
-        (start + Duration::from_nanos(stopped))
-            .min(clock.end)
-            .saturating_duration_since(clock.measure_from)
+    let measured = match merged.ended_at {
+        Some(end) => end.saturating_duration_since(clock.measure_from),
+        None => config.duration,
     };
     let mut report = Report::new(&config, &merged, measured.as_secs_f64());
     report.measured_from_unix_sec = (wall_start + config.warmup)

@@ -504,6 +504,9 @@ mod tests {
         let r = Report::new(&config(Workload::Echo, Some(505.0)), &s, 2.0);
         assert!(!r.accounting.balanced());
         assert!(r.warnings.iter().any(|w| w.contains("does not add up")));
-        assert!(text.lines().all(|l| l.chars().count() <= crate::load::text::WIDTH));
+        assert!(
+            text.lines()
+                .all(|l| l.chars().count() <= crate::load::text::WIDTH)
+        );
     }
 }

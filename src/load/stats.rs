@@ -39,6 +39,9 @@ pub struct Stats {
     pub timeline: Timeline,
     /// The run was cut short (Ctrl-C).
     pub interrupted: bool,
+    /// When an interrupted run's measured window ended (the latest of the
+    /// threads').
+    pub ended_at: Option<std::time::Instant>,
     /// Requests each sending connection completed in the measured part.
     pub per_connection: Vec<u64>,
     /// Bytes written in the measured part.
@@ -76,6 +79,7 @@ impl Stats {
         self.unsent_run_ended += other.unsent_run_ended;
         self.timeline.merge(&other.timeline);
         self.interrupted |= other.interrupted;
+        self.ended_at = self.ended_at.max(other.ended_at);
         self.per_connection.extend_from_slice(&other.per_connection);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
