@@ -449,8 +449,9 @@ fn bench(args: &spindle::load::args::BenchArgs) -> Result<(), Failure> {
         command = format!("spindle {rest}");
     }
     let results = spindle::load::bench::run(args, &exe, &command).map_err(runtime)?;
-    println!("{}", spindle::load::bench::markdown(&results));
-    println!("results in {}", args.out.display());
+    print!("{}", spindle::load::bench::summary(&results));
+    println!("the full table (results.md), results.json and the charts are in");
+    println!("  {}", args.out.display());
     if results.points.iter().any(|p| p.ok) {
         Ok(())
     } else {

@@ -243,6 +243,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
     pub connect_rate: f64,
 
+    /// The timeline's interval (timeline.svg, results.json).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+
     /// Where to write results.json, results.md and the SVG charts.
     #[arg(long, default_value = "bench-results", value_name = "DIR")]
     pub out: std::path::PathBuf,
