@@ -408,6 +408,9 @@ const INTERRUPTED_EXIT: u8 = 130;
 /// Runs a load and prints its report; exit 1 when nothing succeeded, 130
 /// when Ctrl-C cut it short (the report covers what was measured).
 fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
+    if let Some(spindle::load::args::LoadCommand::Merge(m)) = &args.command {
+        return load_merge(m);
+    }
     let config = args.config().map_err(usage)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
@@ -432,6 +435,22 @@ fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
             message: "interrupted".into(),
         })
     } else if report.succeeded() {
+        Ok(())
+    } else {
+        Err(runtime("no request succeeded"))
+    }
+}
+
+/// `spindle load merge`: one report from several; exit 1 when nothing in
+/// them succeeded, 2 when a report cannot be read.
+fn load_merge(args: &spindle::load::args::MergeArgs) -> Result<(), Failure> {
+    let report = spindle::load::merge::merge_files(&args.reports).map_err(usage)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.text(args.timeline));
+    }
+    if report.succeeded() {
         Ok(())
     } else {
         Err(runtime("no request succeeded"))

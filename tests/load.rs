@@ -1024,3 +1024,151 @@ print(*out)
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn two_loaders_merged_add_up_to_one_with_both_connection_counts() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("spindle-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let start_at = format!("{:.3}", unix_now() + 1.0);
+    let loader = |c: &str, rate: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spindle"));
+        cmd.args([
+            "load", "echo", "-t", &target, "-c", c, "--rate", rate, "-d", "1s", "--warmup", "0s",
+            "--json",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("spindle runs")
+    };
+    // Two loaders of 2 connections at 200/s each, started together...
+    let a = loader("2", "200", &["--start-at", &start_at]);
+    let b = loader("2", "200", &["--start-at", &start_at]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(
+        b.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    std::fs::write(path("a.json"), &a.stdout).unwrap();
+    std::fs::write(path("b.json"), &b.stdout).unwrap();
+    // ...and one of 4 connections at 400/s.
+    let one = loader("4", "400", &[]).wait_with_output().unwrap();
+    assert_eq!(one.status.code(), Some(0));
+    std::fs::write(path("one.json"), &one.stdout).unwrap();
+    let json = |bytes: &[u8]| -> serde_json::Value { serde_json::from_slice(bytes).unwrap() };
+    let (va, vb, single) = (json(&a.stdout), json(&b.stdout), json(&one.stdout));
+    let starts = [&va, &vb].map(|v| v["measured_from_unix_sec"].as_f64().unwrap());
+    assert!(
+        (starts[0] - starts[1]).abs() < 0.05,
+        "--start-at began them together: {starts:?}"
+    );
+    let merged = spindle_load(&["merge", &path("a.json"), &path("b.json"), "--json"]);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m = json(&merged.stdout);
+    let n = |v: &serde_json::Value, k: &str| v["accounting"][k].as_u64().unwrap();
+    assert_eq!(m["connections"], 4);
+    assert_eq!(
+        n(&m, "scheduled"),
+        n(&va, "scheduled") + n(&vb, "scheduled"),
+        "{m}"
+    );
+    assert!(
+        n(&m, "scheduled").abs_diff(n(&single, "scheduled")) <= 2,
+        "{m}\n{single}"
+    );
+    assert!(
+        n(&m, "completed").abs_diff(n(&single, "completed")) <= 4,
+        "{m}\n{single}"
+    );
+    assert_eq!(
+        n(&m, "scheduled"),
+        n(&m, "completed") + n(&m, "failed") + n(&m, "unsent")
+    );
+    // The histograms were added: every sample of both is in the merged one.
+    let latency = &m["open_loop"]["corrected_latency_us"];
+    let count = |v: &serde_json::Value| {
+        v["open_loop"]["corrected_latency_us"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count(&m), count(&va) + count(&vb));
+    assert_eq!(count(&m), m["requests"].as_u64().unwrap());
+    let p50 = |v: &serde_json::Value| {
+        v["open_loop"]["corrected_latency_us"]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    let (lo, hi) = (p50(&va).min(p50(&vb)), p50(&va).max(p50(&vb)));
+    let mp50 = latency["p50"].as_f64().unwrap();
+    assert!(
+        mp50 >= lo * 0.999 && mp50 <= hi * 1.001,
+        "{lo} <= {mp50} <= {hi}"
+    );
+    // Rates are summed: the same as the single loader's.
+    let rate = |v: &serde_json::Value| v["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        (rate(&m) - rate(&single)).abs() <= rate(&single) * 0.03,
+        "{m}\n{single}"
+    );
+    assert_eq!(m["open_loop"]["requested_rate_per_sec"], 400.0);
+    let timeline_requests: u64 = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(timeline_requests, m["requests"].as_u64().unwrap());
+    let warnings = m["warnings"].to_string();
+    assert!(!warnings.contains("overlap"), "{warnings}");
+    // The text form prints too.
+    let text = spindle_load(&["merge", &path("a.json"), &path("b.json")]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("echo load on 127.0.0.1:"), "{text}");
+    assert!(text.contains("4 connections"), "{text}");
+    // Runs one after the other are not one load: the merge says so.
+    let apart = spindle_load(&["merge", &path("a.json"), &path("one.json"), "--json"]);
+    let warnings = json(&apart.stdout)["warnings"].to_string();
+    assert!(warnings.contains("did not overlap"), "{warnings}");
+    // A closed-loop run does not add up with open-loop ones.
+    let closed = spindle_load(&[
+        "echo", "-t", &target, "-c", "1", "-d", "200ms", "--warmup", "0s", "--json",
+    ]);
+    std::fs::write(path("closed.json"), &closed.stdout).unwrap();
+    let bad = spindle_load(&["merge", &path("a.json"), &path("closed.json")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one workload and mode"));
+    let bad = spindle_load(&["merge", &path("missing.json")]);
+    assert_eq!(bad.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn start_at_in_the_past_is_a_usage_error() {
+    let out = spindle_load(&["echo", "-t", "127.0.0.1:1", "--start-at", "1000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in the past"));
+}

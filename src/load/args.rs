@@ -5,21 +5,33 @@ use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::config::{self, LoadConfig, Probe, Workload};
 use crate::duration::parse_duration;
 
-/// `spindle load WORKLOAD --target HOST:PORT`.
+/// `spindle load WORKLOAD --target HOST:PORT`, or `spindle load merge
+/// A.json B.json ...`.
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LoadArgs {
+    /// `merge`: one report from several loaders' JSON reports.
+    #[command(subcommand)]
+    pub command: Option<LoadCommand>,
+
     /// What each connection does.
-    #[arg(value_enum)]
-    pub workload: WorkloadArg,
+    #[arg(value_enum, required = true)]
+    pub workload: Option<WorkloadArg>,
 
     /// The server, as HOST:PORT (e.g. 127.0.0.1:1234).
-    #[arg(long, short = 't', value_name = "HOST:PORT")]
-    pub target: String,
+    #[arg(long, short = 't', value_name = "HOST:PORT", required = true)]
+    pub target: Option<String>,
+
+    /// Begin at this time (seconds since the Unix epoch, fractions
+    /// allowed), so that several loaders start together; at most an hour
+    /// ahead.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
 
     /// Connections, duration, rate and the workloads' settings.
     #[command(flatten)]
@@ -43,6 +55,31 @@ pub struct LoadArgs {
     /// HdrHistogram's plotter.
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<std::path::PathBuf>,
+}
+
+/// What `spindle load` does besides a run.
+#[derive(Subcommand, Debug, Clone)]
+pub enum LoadCommand {
+    /// Merge the JSON reports (`--json`) of loaders that ran at the same
+    /// time into one report: histograms added, counts and rates summed,
+    /// timelines aligned on wall-clock time.
+    Merge(MergeArgs),
+}
+
+/// `spindle load merge A.json B.json ...`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The reports, as `spindle load --json` wrote them.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<std::path::PathBuf>,
+
+    /// Print the merged report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Add the per-interval table to the text report.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 /// The settings `spindle load` and `spindle bench` share.
@@ -187,11 +224,21 @@ impl ShapeArgs {
 impl LoadArgs {
     /// The run asked for; the progress line shows only on a terminal.
     pub fn config(&self) -> Result<LoadConfig, String> {
-        let target = resolve(&self.target)?;
-        let mut c = self
-            .shape
-            .config(self.workload.into(), target, &self.target);
+        let (Some(workload), Some(target)) = (self.workload, self.target.as_deref()) else {
+            return Err("a WORKLOAD and --target HOST:PORT are required".into());
+        };
+        let addr = resolve(target)?;
+        let mut c = self.shape.config(workload.into(), addr, target);
         c.progress = std::io::stderr().is_terminal();
+        c.start_at = match self.start_at {
+            Some(t) if !(t.is_finite() && t >= 0.0) => {
+                return Err(format!(
+                    "--start-at must be a Unix time in seconds, not {t}"
+                ));
+            }
+            Some(t) => Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(t)),
+            None => None,
+        };
         c.validate()?;
         Ok(c)
     }

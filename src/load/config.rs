@@ -19,6 +19,10 @@ pub const DEFAULT_CONNECT_RATE: f64 = 5000.0;
 /// refusing server is not hammered in a busy loop).
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
+/// How far ahead `--start-at` may be: a guard against a typo that would
+/// leave the loader waiting for days.
+pub const MAX_START_AT_AHEAD: Duration = Duration::from_secs(3600);
+
 /// The workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -94,6 +98,8 @@ pub struct LoadConfig {
     pub progress: bool,
     /// The timeline's interval.
     pub interval: Duration,
+    /// Begin at this wall-clock time (`--start-at`), not at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl LoadConfig {
@@ -119,6 +125,7 @@ impl LoadConfig {
             probe_interval: Duration::from_secs(1),
             progress: false,
             interval: super::timeline::DEFAULT_INTERVAL,
+            start_at: None,
         }
     }
 
@@ -142,6 +149,22 @@ impl LoadConfig {
             return Err(format!(
                 "--rate must be a positive number of requests/s, not {r}"
             ));
+        }
+        if let Some(at) = self.start_at {
+            let now = std::time::SystemTime::now();
+            if at < now {
+                let late = now.duration_since(at).unwrap_or_default();
+                return Err(format!(
+                    "--start-at is {:.3} s in the past: give every loader a time ahead",
+                    late.as_secs_f64()
+                ));
+            }
+            if at.duration_since(now).unwrap_or_default() > MAX_START_AT_AHEAD {
+                return Err(format!(
+                    "--start-at is more than {} s ahead",
+                    MAX_START_AT_AHEAD.as_secs()
+                ));
+            }
         }
         if self.interval.is_zero() {
             return Err("--interval must be more than 0".into());

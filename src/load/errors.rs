@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong with a connection or a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The connection was refused (nothing listening, or the server's
@@ -48,6 +48,11 @@ impl ErrorKind {
         ErrorKind::Interrupted,
         ErrorKind::Other,
     ];
+
+    /// The kind a report names `name`.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
 
     /// The name used in reports.
     pub fn name(self) -> &'static str {
@@ -162,20 +167,20 @@ pub struct ErrorTally {
 struct KindTally {
     count: u64,
     sample: String,
-    by_errno: BTreeMap<&'static str, u64>,
+    by_errno: BTreeMap<String, u64>,
 }
 
 /// How many errors of one kind one OS error caused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrnoCount {
     /// The OS error's name (`ECONNRESET`).
-    pub errno: &'static str,
+    pub errno: String,
     /// How many times.
     pub count: u64,
 }
 
 /// One row of the error report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorCount {
     /// The kind.
     pub kind: ErrorKind,
@@ -197,7 +202,25 @@ impl ErrorTally {
         });
         entry.count += 1;
         if let Some(name) = fault.errno {
-            *entry.by_errno.entry(name).or_default() += 1;
+            match entry.by_errno.get_mut(name) {
+                Some(n) => *n += 1,
+                None => {
+                    entry.by_errno.insert(name.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    /// Adds `count` errors of `kind` at once, as another report counted
+    /// them (`spindle load merge`).
+    pub fn add_counted(&mut self, row: &ErrorCount) {
+        let entry = self.kinds.entry(row.kind).or_insert_with(|| KindTally {
+            sample: row.sample.clone(),
+            ..KindTally::default()
+        });
+        entry.count += row.count;
+        for c in &row.by_errno {
+            *entry.by_errno.entry(c.errno.clone()).or_default() += c.count;
         }
     }
 
@@ -210,7 +233,7 @@ impl ErrorTally {
             });
             entry.count += theirs.count;
             for (name, n) in &theirs.by_errno {
-                *entry.by_errno.entry(name).or_default() += n;
+                *entry.by_errno.entry(name.clone()).or_default() += n;
             }
         }
     }
@@ -236,7 +259,10 @@ impl ErrorTally {
                 by_errno: t
                     .by_errno
                     .iter()
-                    .map(|(&errno, &count)| ErrnoCount { errno, count })
+                    .map(|(errno, &count)| ErrnoCount {
+                        errno: errno.clone(),
+                        count,
+                    })
                     .collect(),
             })
             .collect()
@@ -295,11 +321,11 @@ mod tests {
             rows[0].by_errno,
             vec![
                 ErrnoCount {
-                    errno: "ECONNRESET",
+                    errno: "ECONNRESET".into(),
                     count: 2
                 },
                 ErrnoCount {
-                    errno: "EPIPE",
+                    errno: "EPIPE".into(),
                     count: 1
                 }
             ]

@@ -37,6 +37,7 @@ pub mod bench;
 mod chart;
 pub mod chat;
 mod client;
+mod codec;
 pub mod config;
 mod driver;
 pub mod echo;
@@ -45,6 +46,7 @@ pub mod hdrfiles;
 pub mod http;
 pub mod idle;
 pub mod latency;
+pub mod merge;
 mod procstat;
 mod progress;
 pub mod report;
@@ -110,6 +112,15 @@ pub fn run_until(
     config.validate()?;
     rlimit::ensure_open_files(config.connections as u64 + rlimit::SPARE_FILES)?;
     let config = Arc::new(config.clone());
+    if let Some(at) = config.start_at
+        && !wait_for(at, stop)
+    {
+        let stats = Stats {
+            interrupted: true,
+            ..Stats::default()
+        };
+        return Ok(Report::new(&config, &stats, 0.0));
+    }
     let start = Instant::now();
     let wall_start = std::time::SystemTime::now();
     let clock = Clock {
@@ -203,6 +214,25 @@ pub fn run_until(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     Ok(report)
+}
+
+/// Waits until the wall clock reads `at` (`--start-at`); false if `stop`
+/// came first.
+fn wait_for(at: std::time::SystemTime, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(left) = at.duration_since(std::time::SystemTime::now()) else {
+            return true;
+        };
+        if left.is_zero() {
+            return true;
+        }
+        // Waiting for a time is what --start-at asks for; the stop flag is
+        // looked at between naps.
+        thread::sleep(left.min(STOP_CHECK_INTERVAL));
+    }
 }
 
 /// The workload's client for connection `slot`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{LoadConfig, Workload};
 use super::errors::{ErrorCount, ErrorKind};
@@ -85,15 +85,38 @@ pub struct Report {
     pub interval_sec: f64,
     /// The measured time, interval by interval.
     pub timeline: Vec<Interval>,
+    /// The histograms and per-connection counts behind the figures, so
+    /// that `spindle load merge` adds histograms instead of averaging
+    /// percentiles.
+    pub raw: Raw,
     /// The histograms behind the figures, for `--hlog` and `--hgrm`.
     #[serde(skip)]
     pub histograms: Arc<Histograms>,
 }
 
+/// A report's histograms as text ([`super::codec::ENCODING`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Raw {
+    /// How the histograms are encoded.
+    pub encoding: String,
+    /// Request latency (corrected in open loop).
+    pub latency: String,
+    /// Open loop: latency from the actual send time.
+    pub uncorrected: String,
+    /// Connect latency.
+    pub connect: String,
+    /// Chat: delivery latency.
+    pub delivery: String,
+    /// Requests each sending connection completed.
+    pub requests_per_connection: Vec<u64>,
+    /// Each timeline interval's latency (two significant digits).
+    pub timeline: Vec<String>,
+}
+
 /// Every request due in the measured time is in exactly one of
 /// `completed`, `failed` and `unsent`: `scheduled = completed + failed +
 /// unsent`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accounting {
     /// Requests due: open loop, the schedule's slots in the measured time;
     /// closed loop and chat without `--rate`, the requests sent in it.
@@ -158,6 +181,28 @@ pub struct Histograms {
     pub timeline: Timeline,
 }
 
+impl Raw {
+    /// The histograms of `stats`, the timeline cut at `measured_sec`.
+    pub fn of(stats: &Stats, measured_sec: f64) -> Raw {
+        let n = intervals_of(&stats.timeline, measured_sec).len();
+        Raw {
+            encoding: super::codec::ENCODING.to_string(),
+            latency: super::codec::encode(stats.latency.histogram()),
+            uncorrected: super::codec::encode(stats.uncorrected.histogram()),
+            connect: super::codec::encode(stats.connect.histogram()),
+            delivery: super::codec::encode(stats.delivery.histogram()),
+            requests_per_connection: stats.per_connection.clone(),
+            timeline: stats
+                .timeline
+                .intervals()
+                .iter()
+                .take(n)
+                .map(|(_, _, b)| super::codec::encode(&b.latency))
+                .collect(),
+        }
+    }
+}
+
 impl fmt::Debug for Histograms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Histograms({} samples)", self.latency.count())
@@ -165,7 +210,7 @@ impl fmt::Debug for Histograms {
 }
 
 /// The timeline's intervals, cut at the measured time.
-fn intervals_of(timeline: &Timeline, measured_sec: f64) -> Vec<Interval> {
+pub(crate) fn intervals_of(timeline: &Timeline, measured_sec: f64) -> Vec<Interval> {
     let us = |ns: u64| ns as f64 / 1000.0;
     timeline
         .intervals()
@@ -357,6 +402,7 @@ impl Report {
             warnings,
             interval_sec: stats.timeline.interval().as_secs_f64(),
             timeline: intervals_of(&stats.timeline, measured_sec),
+            raw: Raw::of(stats, measured_sec),
             histograms: Arc::new(Histograms {
                 latency: stats.latency.clone(),
                 timeline: stats.timeline.clone(),

@@ -42,7 +42,8 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    fn new() -> Bucket {
+    /// An empty interval.
+    pub fn new() -> Bucket {
         let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, INTERVAL_SIGNIFICANT_DIGITS)
             .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"));
         Bucket {
@@ -61,6 +62,12 @@ impl Bucket {
         for (k, n) in &other.errors {
             *self.errors.entry(*k).or_default() += n;
         }
+    }
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket::new()
     }
 }
 
@@ -131,9 +138,43 @@ impl Timeline {
         }
     }
 
+    /// A timeline of `interval`s put together from other runs' intervals
+    /// (`spindle load merge`; see [`Timeline::place`]).
+    pub fn assembled(interval: Duration) -> Timeline {
+        Timeline {
+            from: None,
+            interval: interval.max(Duration::from_nanos(1)),
+            buckets: Vec::new(),
+        }
+    }
+
+    /// Adds `bucket` into interval `index`. `Err` past [`MAX_INTERVALS`].
+    pub fn place(&mut self, index: usize, bucket: &Bucket) -> Result<(), String> {
+        if index as u64 >= MAX_INTERVALS {
+            return Err(format!(
+                "the runs span more than {MAX_INTERVALS} intervals of {:?}",
+                self.interval
+            ));
+        }
+        if self.buckets.len() <= index {
+            self.buckets.resize(index + 1, None);
+        }
+        match &mut self.buckets[index] {
+            Some(b) => b.merge(bucket),
+            slot => *slot = Some(Box::new(bucket.clone())),
+        }
+        Ok(())
+    }
+
+    /// The intervals' histograms, in order (an empty one for a quiet
+    /// interval).
+    pub fn buckets(&self) -> impl Iterator<Item = Option<&Bucket>> {
+        self.buckets.iter().map(|b| b.as_deref())
+    }
+
     /// Adds `other` (same intervals) into `self`.
     pub fn merge(&mut self, other: &Timeline) {
-        if self.from.is_none() {
+        if self.from.is_none() && self.buckets.is_empty() {
             *self = other.clone();
             return;
         }
