@@ -417,6 +417,32 @@ fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
     ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
         .map_err(|e| runtime(format!("cannot catch Ctrl-C: {e}")))?;
     unblock_stop_signals()?;
+    if args.find_max_rate {
+        let Some(slo) = args.slo else {
+            return Err(usage("--find-max-rate needs --slo pXX=DURATION"));
+        };
+        let search = spindle::load::search::find_max_rate(
+            &config,
+            slo,
+            args.step_duration,
+            args.max_steps,
+            &stop,
+        )
+        .map_err(usage)?;
+        if args.json {
+            println!("{}", search.to_json());
+        } else {
+            print!("{}", search.text());
+        }
+        return if search.interrupted {
+            Err(Failure {
+                code: INTERRUPTED_EXIT,
+                message: "interrupted".into(),
+            })
+        } else {
+            Ok(())
+        };
+    }
     let report = spindle::load::run_until(&config, |_| {}, &stop).map_err(runtime)?;
     if let Some(path) = &args.hlog {
         spindle::load::hdrfiles::write_hlog(path, &report).map_err(runtime)?;

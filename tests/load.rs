@@ -1167,8 +1167,141 @@ fn two_loaders_merged_add_up_to_one_with_both_connection_counts() {
 }
 
 #[test]
-fn start_at_in_the_past_is_a_usage_error() {
-    let out = spindle_load(&["echo", "-t", "127.0.0.1:1", "--start-at", "1000"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in the past"));
+fn bad_plans_and_start_times_are_usage_errors() {
+    for (args, why) in [
+        (&["--start-at", "1000"][..], "in the past"),
+        (&["--steps", "3"][..], "--steps needs --rate A..B"),
+        (&["--rate", "100..x"][..], "not a number"),
+        (
+            &["--rate", "100..200", "--steps", "0"][..],
+            "--steps must be",
+        ),
+        (&["--find-max-rate"][..], "--slo"),
+        (&["--find-max-rate", "--slo", "p99"][..], "pXX=DURATION"),
+        (
+            &["--rate", "10..20", "--find-max-rate", "--slo", "p99=1ms"][..],
+            "one starting --rate",
+        ),
+    ] {
+        let mut all = vec!["echo", "-t", "127.0.0.1:1"];
+        all.extend_from_slice(args);
+        let out = spindle_load(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_rate_plan_steps_on_the_same_connections_each_accounted_for() {
+    let server = counting_echo();
+    let mut c = config(Workload::Echo, server.addr, 4, 900);
+    c.rate = Some(200.0);
+    c.steps = vec![200.0, 400.0, 800.0];
+    c.step_duration = Duration::from_millis(300);
+    c.warmup = Duration::from_millis(100);
+    let r = run(&c);
+    assert_eq!(r.steps.len(), 3, "{r}");
+    // No reconnect between steps: the connections of the warmup carry on.
+    assert_eq!(r.connections_established, 4, "{r}");
+    for (step, rate) in r.steps.iter().zip([200.0, 400.0, 800.0]) {
+        let a = &step.accounting;
+        assert_eq!(step.requested_rate_per_sec, rate);
+        let due = rate * 0.3;
+        assert!(
+            (a.scheduled as f64 - due).abs() <= 5.0,
+            "{rate}/s: {} scheduled\n{r}",
+            a.scheduled
+        );
+        assert_eq!(a.scheduled, a.completed + a.failed + a.unsent, "{r}");
+        assert_eq!(step.corrected_latency_us.count, a.completed);
+    }
+    let sum = |f: &dyn Fn(&load::report::Step) -> u64| r.steps.iter().map(f).sum::<u64>();
+    assert_eq!(sum(&|s| s.accounting.scheduled), r.accounting.scheduled);
+    assert_eq!(sum(&|s| s.accounting.completed), r.requests);
+    assert_eq!(sum(&|s| s.accounting.failed), r.accounting.failed);
+    assert!(r.to_string().contains("steps (corrected latency)"), "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 3);
+}
+
+/// An echo server that serves one message at a time for everyone, each
+/// taking `service`: its capacity is 1 / service requests/s.
+fn slow_echo(service: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let one_at_a_time = Arc::new(Mutex::new(()));
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let lock = one_at_a_time.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let _held = lock.lock().unwrap();
+                    // The service time is the server under test, not a
+                    // synchronisation.
+                    thread::sleep(service);
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn find_max_rate_brackets_a_server_of_known_capacity() {
+    // 5 ms per request, one at a time: at most 200 requests/s.
+    let addr = slow_echo(Duration::from_millis(5));
+    let mut c = config(Workload::Echo, addr, 4, 400);
+    c.rate = Some(50.0);
+    c.warmup = Duration::from_millis(100);
+    c.timeout = Duration::from_secs(2);
+    let slo = load::search::Slo {
+        percentile: 99.0,
+        target: Duration::from_millis(60),
+    };
+    let stop = AtomicBool::new(false);
+    let s = load::search::find_max_rate(&c, slo, Duration::from_millis(400), 7, &stop).unwrap();
+    let text = s.text();
+    assert!(!s.probes.is_empty() && s.probes.len() <= 7, "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    // Above the capacity the queue grows through the probe: never met.
+    for p in &s.probes {
+        assert_eq!(
+            p.accounting.scheduled,
+            p.accounting.completed + p.accounting.failed + p.accounting.unsent,
+            "{text}"
+        );
+        if p.rate_per_sec >= 300.0 {
+            assert!(!p.met, "{text}");
+        }
+    }
+    assert!(
+        s.probes.iter().any(|p| !p.met),
+        "the search went past the capacity: {text}"
+    );
+    if let Some(best) = s.max_rate_per_sec {
+        assert!(best < 300.0, "{text}");
+        // Doubling found a miss above the best, then bisection probed
+        // between them.
+        let missed_above = s
+            .probes
+            .iter()
+            .filter(|p| !p.met && p.rate_per_sec > best)
+            .map(|p| p.rate_per_sec)
+            .fold(f64::INFINITY, f64::min);
+        assert!(missed_above.is_finite(), "{text}");
+        assert!(
+            s.probes.len() == 7 || (missed_above - best) / missed_above <= load::search::RESOLUTION,
+            "stopped before the bracket closed: {text}"
+        );
+        assert!(text.contains("highest rate that met p99"), "{text}");
+    }
 }

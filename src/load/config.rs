@@ -23,6 +23,9 @@ pub const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// leave the loader waiting for days.
 pub const MAX_START_AT_AHEAD: Duration = Duration::from_secs(3600);
 
+/// The most steps a rate plan may have.
+pub const MAX_STEPS: usize = 100;
+
 /// The workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -100,6 +103,12 @@ pub struct LoadConfig {
     pub interval: Duration,
     /// Begin at this wall-clock time (`--start-at`), not at once.
     pub start_at: Option<std::time::SystemTime>,
+    /// A rate plan: one constant rate per step, each `step_duration` long,
+    /// on the same connections (empty: one rate, `rate`). The warmup runs
+    /// at the first step's rate; `duration` is the steps' total.
+    pub steps: Vec<f64>,
+    /// How long each step of `steps` lasts.
+    pub step_duration: Duration,
 }
 
 impl LoadConfig {
@@ -126,6 +135,8 @@ impl LoadConfig {
             progress: false,
             interval: super::timeline::DEFAULT_INTERVAL,
             start_at: None,
+            steps: Vec::new(),
+            step_duration: Duration::from_secs(5),
         }
     }
 
@@ -164,6 +175,20 @@ impl LoadConfig {
                     "--start-at is more than {} s ahead",
                     MAX_START_AT_AHEAD.as_secs()
                 ));
+            }
+        }
+        if !self.steps.is_empty() {
+            if self.workload == Workload::Idle {
+                return Err("idle probes keep their own schedule: no --steps".into());
+            }
+            if self.step_duration.is_zero() {
+                return Err("--step-duration must be more than 0".into());
+            }
+            if self.steps.len() > MAX_STEPS {
+                return Err(format!("at most {MAX_STEPS} --steps"));
+            }
+            if let Some(r) = self.steps.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+                return Err(format!("every step's rate must be positive, not {r}"));
             }
         }
         if self.interval.is_zero() {

@@ -34,7 +34,7 @@ use super::client::{Client, Sink};
 use super::config::{LoadConfig, RECONNECT_DELAY};
 use super::errors::{ErrorKind, Fault};
 use super::schedule::{Schedule, connect_time};
-use super::stats::Stats;
+use super::stats::{Stats, StepStats};
 use super::timeline::Timeline;
 use super::timerfd::TimerFd;
 
@@ -113,6 +113,8 @@ struct Conn {
     /// The outstanding request is one of the measured window's, and has no
     /// outcome yet.
     counted: bool,
+    /// The rate-plan step of the outstanding request.
+    step: usize,
     intended: Instant,
     sent: Instant,
     connect_started: Instant,
@@ -123,7 +125,7 @@ struct Conn {
 pub struct Driver {
     config: Arc<LoadConfig>,
     clock: Clock,
-    schedule: Option<Schedule>,
+    schedule: Option<Arc<Schedule>>,
     poll: Poll,
     timer: TimerFd,
     /// When the timerfd is armed for, to re-arm only when that changes.
@@ -153,15 +155,28 @@ impl Driver {
         progress: Arc<Progress>,
         stop_at: StopAt,
     ) -> io::Result<Driver> {
-        let schedule = config
-            .open_loop()
-            .map(|(rate, conns)| Schedule::new(clock.measure_from.min(clock.start), rate, conns));
+        let schedule = match config.open_loop() {
+            Some((_, conns)) if !config.steps.is_empty() => Some(Schedule::steps(
+                clock.start,
+                clock.measure_from,
+                config.step_duration,
+                &config.steps,
+                conns,
+            )),
+            Some((rate, conns)) => Some(Schedule::new(clock.start, rate, conns)),
+            None => None,
+        }
+        .map(Arc::new);
         let conns = clients
             .into_iter()
             .map(|(slot, client)| Conn {
+                step: 0,
                 first_measured: schedule
+                    .as_ref()
                     .map_or(0, |s| s.first_at_or_after(slot, clock.measure_from)),
-                first_after_end: schedule.map_or(0, |s| s.first_at_or_after(slot, clock.end)),
+                first_after_end: schedule
+                    .as_ref()
+                    .map_or(0, |s| s.first_at_or_after(slot, clock.end)),
                 counted: false,
                 slot,
                 stream: None,
@@ -186,6 +201,7 @@ impl Driver {
                 config.interval,
                 Timeline::intervals_in(config.duration, config.interval),
             ),
+            steps: vec![StepStats::default(); config.steps.len()],
             ..Stats::default()
         };
         Ok(Driver {
@@ -299,7 +315,7 @@ impl Driver {
             .min(self.clock.end);
         self.clock.end = end;
         self.stats.ended_at = Some(end);
-        if let Some(s) = self.schedule {
+        if let Some(s) = self.schedule.clone() {
             for c in &mut self.conns {
                 c.first_after_end = s.first_at_or_after(c.slot, end).max(c.first_measured);
             }
@@ -362,8 +378,28 @@ impl Driver {
     /// changes nothing here): open, connecting, behind their schedule.
     fn take_end_states(&mut self) {
         self.ended = true;
-        let schedule = self.schedule;
+        let schedule = self.schedule.clone();
+        let step_len = self.config.step_duration;
+        let measure_from = self.clock.measure_from;
         for c in &mut self.conns {
+            if let Some(s) = &schedule
+                && c.client.sends()
+            {
+                let n = self.stats.steps.len();
+                for (i, step) in self.stats.steps.iter_mut().enumerate() {
+                    let lo = s
+                        .first_at_or_after(c.slot, measure_from + step_len * i as u32)
+                        .max(c.first_measured);
+                    let hi = if i + 1 == n {
+                        c.first_after_end
+                    } else {
+                        s.first_at_or_after(c.slot, measure_from + step_len * (i as u32 + 1))
+                            .min(c.first_after_end)
+                    };
+                    step.scheduled += hi.saturating_sub(lo);
+                    step.unsent += hi.saturating_sub(c.nth.max(lo));
+                }
+            }
             if schedule.is_some() && c.client.sends() {
                 self.stats.scheduled += c.first_after_end.saturating_sub(c.first_measured);
                 let unsent = c
@@ -461,12 +497,28 @@ impl Driver {
     fn count_fault(&mut self, i: usize, fault: &Fault, now: Instant) {
         self.stats.errors.add(fault);
         self.stats.timeline.error(now, fault.kind);
+        if let Some(step) = self.step_at(now) {
+            step.errors.add(fault);
+        }
         let c = &mut self.conns[i];
         if c.state == State::Waiting && c.counted {
             c.counted = false;
             self.stats.failed += 1;
             self.stats.timeline.failed(now);
+            if let Some(step) = self.stats.steps.get_mut(c.step) {
+                step.failed += 1;
+            }
         }
+    }
+
+    /// The rate-plan step under way at `now` (none in the warmup or
+    /// without a plan; the last one in the drain).
+    fn step_at(&mut self, now: Instant) -> Option<&mut StepStats> {
+        let since = now.checked_duration_since(self.clock.measure_from)?;
+        let len = self.config.step_duration.as_nanos().max(1);
+        let i = (since.as_nanos() / len) as usize;
+        let last = self.stats.steps.len().checked_sub(1)?;
+        self.stats.steps.get_mut(i.min(last))
     }
 
     /// Closes the socket and counts the fault; the slot reconnects after a
@@ -543,7 +595,7 @@ impl Driver {
         if now >= self.clock.end {
             return;
         }
-        match self.schedule {
+        match self.schedule.clone() {
             None => self.send(i, now),
             Some(schedule) => {
                 let c = &mut self.conns[i];
@@ -567,9 +619,10 @@ impl Driver {
     fn send(&mut self, i: usize, now: Instant) {
         let measure_from = self.clock.measure_from;
         let c = &mut self.conns[i];
-        (c.intended, c.counted) = match self.schedule {
+        (c.intended, c.counted) = match self.schedule.as_deref() {
             Some(s) => {
                 let at = s.intended(c.slot, c.nth);
+                c.step = s.step_of(c.slot, c.nth);
                 let counted = c.nth >= c.first_measured && c.nth < c.first_after_end;
                 c.nth += 1;
                 (at, counted)
@@ -708,6 +761,9 @@ impl Driver {
         for f in &sink.soft_faults {
             self.stats.errors.add(f);
             self.stats.timeline.error(now, f.kind);
+            if let Some(step) = self.step_at(now) {
+                step.errors.add(f);
+            }
         }
         if sink.completed == 0 || self.conns[i].state != State::Waiting {
             return true;
@@ -720,14 +776,23 @@ impl Driver {
                 self.stats.requests += 1;
                 c.served += 1;
                 let latency = nanos(now - c.intended);
+                let uncorrected = nanos(now - c.sent);
                 self.stats.latency.record(latency);
                 self.stats.timeline.completed(now, latency);
                 if self.schedule.is_some() {
-                    self.stats.uncorrected.record(nanos(now - c.sent));
+                    self.stats.uncorrected.record(uncorrected);
+                }
+                if let Some(step) = self.stats.steps.get_mut(c.step) {
+                    step.completed += 1;
+                    step.latency.record(latency);
+                    step.uncorrected.record(uncorrected);
                 }
             } else {
                 self.stats.failed += 1;
                 self.stats.timeline.failed(now);
+                if let Some(step) = self.stats.steps.get_mut(c.step) {
+                    step.failed += 1;
+                }
             }
         }
         c.state = State::Ready;

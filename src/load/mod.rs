@@ -52,6 +52,7 @@ mod progress;
 pub mod report;
 pub mod rlimit;
 pub mod schedule;
+pub mod search;
 pub mod stats;
 pub mod text;
 pub mod timeline;

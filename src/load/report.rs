@@ -81,6 +81,8 @@ pub struct Report {
     pub idle: Option<IdleReport>,
     /// Things the reader must know (a missed rate, starved connections).
     pub warnings: Vec<String>,
+    /// A rate plan's steps (`--rate A..B --steps N`), empty otherwise.
+    pub steps: Vec<Step>,
     /// The timeline's interval.
     pub interval_sec: f64,
     /// The measured time, interval by interval.
@@ -141,6 +143,29 @@ impl Accounting {
     pub fn balanced(&self) -> bool {
         self.scheduled == self.completed + self.failed + self.unsent
     }
+}
+
+/// One step of a rate plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The step's rate.
+    pub requested_rate_per_sec: f64,
+    /// Its start, from the end of the warmup.
+    pub start_sec: f64,
+    /// Its length (an interrupted run's last may be shorter).
+    pub duration_sec: f64,
+    /// What became of the step's slots.
+    pub accounting: Accounting,
+    /// `completed / duration_sec`.
+    pub achieved_rate_per_sec: f64,
+    /// From each request's intended send time.
+    pub corrected_latency_us: LatencySummary,
+    /// From each request's actual send time.
+    pub uncorrected_latency_us: LatencySummary,
+    /// Errors during the step.
+    pub errors_total: u64,
+    /// By kind.
+    pub errors: Vec<ErrorCount>,
 }
 
 /// One interval of the timeline.
@@ -207,6 +232,39 @@ impl fmt::Debug for Histograms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Histograms({} samples)", self.latency.count())
     }
+}
+
+/// A rate plan's steps, those begun in the measured time.
+fn steps_of(config: &LoadConfig, stats: &Stats, measured_sec: f64) -> Vec<Step> {
+    let len = config.step_duration.as_secs_f64();
+    config
+        .steps
+        .iter()
+        .zip(&stats.steps)
+        .enumerate()
+        .map(|(i, (&rate, st))| (i as f64 * len, rate, st))
+        .take_while(|(start, _, _)| *start < measured_sec || *start == 0.0)
+        .map(|(start, rate, st)| {
+            let duration = len.min(measured_sec - start).max(1e-9);
+            Step {
+                requested_rate_per_sec: rate,
+                start_sec: start,
+                duration_sec: duration,
+                accounting: Accounting {
+                    scheduled: st.scheduled,
+                    completed: st.completed,
+                    failed: st.failed,
+                    unsent: st.unsent,
+                    ..Accounting::default()
+                },
+                achieved_rate_per_sec: st.completed as f64 / duration,
+                corrected_latency_us: st.latency.summary(),
+                uncorrected_latency_us: st.uncorrected.summary(),
+                errors_total: st.errors.total(),
+                errors: st.errors.rows(),
+            }
+        })
+        .collect()
 }
 
 /// The timeline's intervals, cut at the measured time.
@@ -400,6 +458,7 @@ impl Report {
             chat,
             idle,
             warnings,
+            steps: steps_of(config, stats, measured_sec),
             interval_sec: stats.timeline.interval().as_secs_f64(),
             timeline: intervals_of(&stats.timeline, measured_sec),
             raw: Raw::of(stats, measured_sec),

@@ -42,6 +42,8 @@ pub struct Stats {
     /// When an interrupted run's measured window ended (the latest of the
     /// threads').
     pub ended_at: Option<std::time::Instant>,
+    /// A rate plan's steps (`--steps`), each with its own accounting.
+    pub steps: Vec<StepStats>,
     /// Requests each sending connection completed in the measured part.
     pub per_connection: Vec<u64>,
     /// Bytes written in the measured part.
@@ -79,6 +81,12 @@ impl Stats {
         self.unsent_run_ended += other.unsent_run_ended;
         self.timeline.merge(&other.timeline);
         self.interrupted |= other.interrupted;
+        if self.steps.len() < other.steps.len() {
+            self.steps.resize(other.steps.len(), StepStats::default());
+        }
+        for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
+            mine.merge(theirs);
+        }
         self.ended_at = self.ended_at.max(other.ended_at);
         self.per_connection.extend_from_slice(&other.per_connection);
         self.bytes_sent += other.bytes_sent;
@@ -87,6 +95,38 @@ impl Stats {
         self.delivered += other.delivered;
         self.open_at_end += other.open_at_end;
         self.connecting_at_end += other.connecting_at_end;
+    }
+}
+
+/// What one step of a rate plan measured: its requests are those whose
+/// slot falls in it, its errors those that struck during it.
+#[derive(Clone, Default)]
+pub struct StepStats {
+    /// Slots in the step.
+    pub scheduled: u64,
+    /// Answered successfully.
+    pub completed: u64,
+    /// Sent and failed.
+    pub failed: u64,
+    /// Never sent.
+    pub unsent: u64,
+    /// Latency from the intended send time.
+    pub latency: Latency,
+    /// Latency from the actual send time.
+    pub uncorrected: Latency,
+    /// Errors during the step.
+    pub errors: ErrorTally,
+}
+
+impl StepStats {
+    fn merge(&mut self, o: &StepStats) {
+        self.scheduled += o.scheduled;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.unsent += o.unsent;
+        self.latency.merge(&o.latency);
+        self.uncorrected.merge(&o.uncorrected);
+        self.errors.merge(&o.errors);
     }
 }
 

@@ -283,6 +283,9 @@ impl Report {
                 wrap(&mut s, "      e.g.", 11, &e.sample);
             }
         }
+        if !self.steps.is_empty() {
+            self.steps_table(&mut s);
+        }
         for w in &self.warnings {
             wrap(&mut s, "  warning:", 4, w);
         }
@@ -290,6 +293,31 @@ impl Report {
             self.timeline_table(&mut s);
         }
         s
+    }
+
+    /// The rate plan's steps, one line each (corrected latency).
+    fn steps_table(&self, s: &mut String) {
+        let _ = writeln!(s, "  steps (corrected latency)");
+        let _ = writeln!(
+            s,
+            "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7}",
+            "rate/s", "achieved/s", "p50", "p99", "max", "failed", "unsent"
+        );
+        for st in &self.steps {
+            let l = &st.corrected_latency_us;
+            let cell = |v: f64| if l.count == 0 { "-".to_string() } else { us(v) };
+            let _ = writeln!(
+                s,
+                "  {:>10.1} {:>10.1} {:>10} {:>10} {:>10} {:>7} {:>7}",
+                st.requested_rate_per_sec,
+                st.achieved_rate_per_sec,
+                cell(l.p50),
+                cell(l.p99),
+                cell(l.max),
+                st.accounting.failed,
+                st.accounting.unsent
+            );
+        }
     }
 
     /// The per-interval table (`--timeline`).
