@@ -488,14 +488,79 @@ fn serve_one(args: &ServeOneArgs) -> Result<(), Failure> {
         .map_err(|e| runtime(e.to_string()))
 }
 
-/// Runs a load and prints its report; exit 1 when nothing succeeded.
+/// The exit status of a run cut short by Ctrl-C (128 + SIGINT).
+const INTERRUPTED_EXIT: u8 = 130;
+
+/// Runs a load and prints its report; exit 1 when nothing succeeded, 130
+/// when Ctrl-C cut it short (the report covers what was measured).
 fn load(args: &spindle::load::args::LoadArgs) -> Result<(), Failure> {
+    if let Some(spindle::load::args::LoadCommand::Merge(m)) = &args.command {
+        return load_merge(m);
+    }
     let config = args.config().map_err(usage)?;
-    let report = spindle::load::run(&config).map_err(runtime)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+        .map_err(|e| runtime(format!("cannot catch Ctrl-C: {e}")))?;
+    unblock_stop_signals()?;
+    if args.find_max_rate {
+        let Some(slo) = args.slo else {
+            return Err(usage("--find-max-rate needs --slo pXX=DURATION"));
+        };
+        let search = spindle::load::search::find_max_rate(
+            &config,
+            slo,
+            args.step_duration,
+            args.max_steps,
+            &stop,
+        )
+        .map_err(usage)?;
+        if args.json {
+            println!("{}", search.to_json());
+        } else {
+            print!("{}", search.text());
+        }
+        return if search.interrupted {
+            Err(Failure {
+                code: INTERRUPTED_EXIT,
+                message: "interrupted".into(),
+            })
+        } else {
+            Ok(())
+        };
+    }
+    let report = spindle::load::run_until(&config, |_| {}, &stop).map_err(runtime)?;
+    if let Some(path) = &args.hlog {
+        spindle::load::hdrfiles::write_hlog(path, &report).map_err(runtime)?;
+    }
+    if let Some(path) = &args.hgrm {
+        spindle::load::hdrfiles::write_hgrm(path, &report).map_err(runtime)?;
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {
-        print!("{report}");
+        print!("{}", report.text(args.timeline));
+    }
+    if report.interrupted {
+        Err(Failure {
+            code: INTERRUPTED_EXIT,
+            message: "interrupted".into(),
+        })
+    } else if report.succeeded() {
+        Ok(())
+    } else {
+        Err(runtime("no request succeeded"))
+    }
+}
+
+/// `spindle load merge`: one report from several; exit 1 when nothing in
+/// them succeeded, 2 when a report cannot be read.
+fn load_merge(args: &spindle::load::args::MergeArgs) -> Result<(), Failure> {
+    let report = spindle::load::merge::merge_files(&args.reports).map_err(usage)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.text(args.timeline));
     }
     if report.succeeded() {
         Ok(())
@@ -515,8 +580,9 @@ fn bench(args: &spindle::load::args::BenchArgs) -> Result<(), Failure> {
         command = format!("spindle {rest}");
     }
     let results = spindle::load::bench::run(args, &exe, &command).map_err(runtime)?;
-    println!("{}", spindle::load::bench::markdown(&results));
-    println!("results in {}", args.out.display());
+    print!("{}", spindle::load::bench::summary(&results));
+    println!("the full table (results.md), results.json and the charts are in");
+    println!("  {}", args.out.display());
     if results.points.iter().any(|p| p.ok) {
         Ok(())
     } else {

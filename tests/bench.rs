@@ -38,9 +38,44 @@ fn a_tiny_echo_sweep_writes_json_markdown_and_charts() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("bench: echo echo on pool, 4 connections"),
+        stderr.contains("bench: echo on pool, 4 connections echo..."),
         "progress: {stderr}"
     );
+    assert!(
+        stderr.contains("bench: echo on pool, 1 connection echo..."),
+        "progress: {stderr}"
+    );
+    assert!(
+        stderr.contains("bench: echo on pool, 20 connections idle..."),
+        "progress: {stderr}"
+    );
+    // The terminal gets a short summary at 80 columns; the full table is
+    // in results.md.
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| !l.contains(out))
+            .all(|l| l.chars().count() <= 80),
+        "a line over 80 columns:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("|---"),
+        "no markdown table on stdout: {stdout}"
+    );
+    for needle in [
+        "model",
+        "connections",
+        "requests/s",
+        "p99",
+        "errors",
+        "unserved",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in {stdout}");
+    }
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("pool ")).collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert!(stdout.contains("results.md"), "{stdout}");
     let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let points = v["points"].as_array().unwrap();
@@ -59,10 +94,37 @@ fn a_tiny_echo_sweep_writes_json_markdown_and_charts() {
     let idle = &points[2];
     assert_eq!(idle["connections_established"], 20, "{idle}");
     assert_eq!(idle["errors_total"], 0, "{idle}");
+    // Memory per open connection from the warmed-up baseline, not from the
+    // fresh server: one connection no longer carries the first-load growth.
+    for p in points {
+        let server = &p["server"];
+        let warm = server["rss_warm_kib"].as_u64().unwrap();
+        assert!(
+            warm >= server["rss_at_start_kib"].as_u64().unwrap() / 2,
+            "{p}"
+        );
+        assert!(server["rss_measured_kib"].as_u64().unwrap() > 0, "{p}");
+        let per = server["rss_per_connection_kib"].as_f64().unwrap();
+        let open = p["connections_open_at_end"].as_f64().unwrap();
+        let measured = server["rss_measured_kib"].as_f64().unwrap();
+        assert!(
+            (per - (measured - warm as f64).max(0.0) / open).abs() < 0.01,
+            "{p}"
+        );
+        // Every request due is accounted for at every point.
+        let a = &p["accounting"];
+        let n = |k: &str| a[k].as_u64().unwrap();
+        assert_eq!(
+            n("scheduled"),
+            n("completed") + n("failed") + n("unsent"),
+            "{p}"
+        );
+        assert!(!p["timeline"].as_array().unwrap().is_empty(), "{p}");
+    }
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
     assert!(md.contains("| pool | echo | 4 | 4 | 0 |"), "{md}");
     assert!(md.contains("| pool | idle | 20 |"), "{md}");
-    for chart in ["throughput.svg", "p99.svg", "memory.svg"] {
+    for chart in ["throughput.svg", "p99.svg", "memory.svg", "timeline.svg"] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("pool"), "{chart}");
     }

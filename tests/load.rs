@@ -42,13 +42,45 @@ fn config(
     c
 }
 
-/// Runs `config` and checks that it ended on time.
+/// Runs `config` and checks that it ended on time (the drain after the
+/// end waits at most `--timeout` for answers due) and that every request
+/// due is accounted for.
 fn run(config: &LoadConfig) -> load::Report {
     let t0 = Instant::now();
     let report = load::run(config).expect("the run starts");
-    let allowed = config.warmup + config.duration + Duration::from_secs(2);
+    let allowed = config.warmup + config.duration + config.timeout + Duration::from_secs(2);
     assert!(t0.elapsed() < allowed, "the run took {:?}", t0.elapsed());
+    assert_accounted(&report);
     report
+}
+
+/// `scheduled = completed + failed + unsent`, in the text and the JSON too.
+fn assert_accounted(r: &load::Report) {
+    let a = &r.accounting;
+    assert!(a.balanced(), "{a:?}\n{r}");
+    assert_eq!(a.completed, r.requests, "{r}");
+    assert_eq!(a.unsent, a.unsent_connection_down + a.unsent_run_ended);
+    if r.open_loop.is_none() && r.mode != "idle" {
+        assert_eq!(a.unsent, 0, "closed loop sends when it can: {r}");
+    }
+    let line = format!(
+        "{} scheduled = {} completed + {} failed + {} unsent",
+        a.scheduled, a.completed, a.failed, a.unsent
+    );
+    assert!(r.to_string().contains(&line), "{line} not in\n{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    for (field, n) in [
+        ("scheduled", a.scheduled),
+        ("completed", a.completed),
+        ("failed", a.failed),
+        ("unsent", a.unsent),
+    ] {
+        assert_eq!(v["accounting"][field], n, "{field}");
+    }
+    assert!(
+        r.to_string().lines().all(|l| l.chars().count() <= 80),
+        "a line over 80 columns:\n{r}"
+    );
 }
 
 #[test]
@@ -610,7 +642,7 @@ fn a_pool_smaller_than_the_clients_shows_starved_connections() {
         .unwrap();
     let server = server.spawn().unwrap();
     let mut c = config(Workload::Echo, server.tcp_addr(), 4, 400);
-    c.timeout = Duration::from_secs(5); // longer than the run: no timeouts
+    c.timeout = Duration::from_secs(1); // longer than the run: no timeouts in it
     let r = run(&c);
     assert_eq!(r.fairness.connections, 4);
     assert_eq!(r.fairness.connections_without_service, 2, "{r}");
@@ -622,8 +654,12 @@ fn a_pool_smaller_than_the_clients_shows_starved_connections() {
             .any(|w| w.contains("2 of 4 connections got no service")),
         "{r}"
     );
-    assert!(r.to_string().contains("2 of 4 connections got none"));
-    assert_eq!(r.errors_total, 0, "{r}");
+    assert!(r.to_string().contains("2 of 4 connections got none"), "{r}");
+    // The two starved requests are not left without an outcome: the drain
+    // after the end waits --timeout for them, and they time out.
+    assert_eq!(r.accounting.failed, 2, "{r}");
+    assert_eq!(r.errors_total, 2, "{r}");
+    assert_eq!(r.errors[0].kind, ErrorKind::Timeout, "{r}");
 }
 
 #[test]
@@ -641,4 +677,631 @@ fn chat_against_spindle_serve_chat() {
     assert!(chat.lines_delivered >= r.requests, "{r}");
     assert!(chat.lines_delivered <= (r.requests + 2) * 10, "{r}");
     assert_eq!(r.connections_open_at_end, 10);
+}
+
+/// An echo server (std::net, a thread per connection) that, once it has
+/// answered `stall_after` messages, stops answering anyone for `stall`:
+/// reads pile up in the kernel, as under SIGSTOP. Then it answers again.
+struct StallingEcho {
+    addr: SocketAddr,
+    answered: Arc<AtomicU64>,
+}
+
+impl StallingEcho {
+    fn start(stall_after: u64, stall: Duration) -> StallingEcho {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = Arc::new(AtomicU64::new(0));
+        let stalled_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let count = answered.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let count = count.clone();
+                let stalled_until = stalled_until.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // The freeze is the scenario under test (a server
+                        // that stops answering), not a synchronisation.
+                        let until = {
+                            let mut s = stalled_until.lock().unwrap();
+                            if s.is_none() && count.load(Ordering::SeqCst) >= stall_after {
+                                *s = Some(Instant::now() + stall);
+                            }
+                            *s
+                        };
+                        if let Some(t) = until {
+                            let now = Instant::now();
+                            if now < t {
+                                thread::sleep(t - now);
+                            }
+                        }
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        StallingEcho { addr, answered }
+    }
+}
+
+#[test]
+fn a_stall_longer_than_the_timeout_is_charged_not_skipped() {
+    // 400 requests/s on 4 connections for 1.5 s; after 100 answers (about
+    // 0.25 s in) the server freezes for 0.6 s, three times --timeout. Each
+    // connection's request times out and the connection is replaced; the
+    // slots that pass meanwhile are sent once the server answers again,
+    // charged from their intended time. None is skipped.
+    let server = StallingEcho::start(100, Duration::from_millis(600));
+    let mut c = config(Workload::Echo, server.addr, 4, 1500);
+    c.rate = Some(400.0);
+    c.timeout = Duration::from_millis(200);
+    c.size = 16;
+    c.interval = Duration::from_millis(250);
+    let r = run(&c);
+    let a = &r.accounting;
+    // 400/s for 1.5 s: 600 slots (the window's edges may round one way).
+    assert!((596..=604).contains(&a.scheduled), "{r}");
+    assert!(
+        a.failed >= 4,
+        "every connection timed out at least once: {r}"
+    );
+    let timeouts = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Timeout)
+        .expect("timeouts");
+    assert!(timeouts.count >= a.failed.min(4), "{r}");
+    // Nearly all were sent late and answered: only the timed-out ones and
+    // (at most) a few at the very end are missing.
+    assert!(a.completed + a.failed + 20 >= a.scheduled, "{r}");
+    let o = r.open_loop.as_ref().unwrap();
+    // The slots of the freeze waited for it: a third of the run's requests
+    // were charged up to 0.6 s, so the corrected p90 shows it...
+    assert!(o.corrected_latency_us.p90 >= 100_000.0, "{r}");
+    assert!(o.corrected_latency_us.max >= 300_000.0, "{r}");
+    // ...which the latency from the actual send time hides.
+    assert!(
+        o.uncorrected_latency_us.p90 * 10.0 < o.corrected_latency_us.p90,
+        "{r}"
+    );
+    // The timeline shows where: quiet intervals during the freeze, then
+    // one whose worst latency is the freeze.
+    assert_eq!(r.timeline.len(), 6, "{r}");
+    assert!(
+        r.timeline.iter().any(|i| i.requests == 0),
+        "{:?}",
+        r.timeline
+    );
+    assert!(
+        r.timeline.iter().any(|i| i.latency_us.max >= 300_000.0),
+        "{:?}",
+        r.timeline
+    );
+    let total: u64 = r.timeline.iter().map(|i| i.requests).sum();
+    assert_eq!(total, r.requests);
+    let failed: u64 = r.timeline.iter().map(|i| i.failed).sum();
+    assert_eq!(failed, a.failed);
+    assert!(server.answered.load(Ordering::SeqCst) >= r.requests);
+}
+
+#[test]
+fn a_server_that_refuses_for_a_while_leaves_no_slot_unaccounted() {
+    // Nothing listens for the first 0.4 s of a 1 s open-loop run; then an
+    // echo server takes the port. Refused connects are errors but not
+    // failed requests: the slots wait for the connection and are sent,
+    // late, when it comes up.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut c = config(Workload::Echo, addr, 2, 1000);
+    c.rate = Some(200.0);
+    c.timeout = Duration::from_millis(500);
+    let runner = {
+        let c = c.clone();
+        thread::spawn(move || load::run(&c).expect("the run starts"))
+    };
+    // The refusing period is the scenario, not a synchronisation.
+    thread::sleep(Duration::from_millis(400));
+    let listener = TcpListener::bind(addr).expect("the port is free again");
+    let server = thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let r = runner.join().unwrap();
+    assert_accounted(&r);
+    let a = &r.accounting;
+    assert!((198..=202).contains(&a.scheduled), "{r}");
+    let refused = r
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Refused)
+        .expect("refusals");
+    assert!(refused.count >= 2, "{r}");
+    assert!(
+        refused.by_errno.iter().any(|e| e.errno == "ECONNREFUSED"),
+        "{r}"
+    );
+    assert!(refused.sample.contains("ECONNREFUSED"), "{r}");
+    assert_eq!(a.failed, 0, "no request was sent to a refusing port: {r}");
+    assert!(
+        a.completed + 4 >= a.scheduled,
+        "the missed slots were sent late: {r}"
+    );
+    let o = r.open_loop.as_ref().unwrap();
+    assert!(o.corrected_latency_us.max >= 300_000.0, "{r}");
+    drop(server);
+}
+
+/// An echo server that never stalls, counting its answers.
+fn counting_echo() -> StallingEcho {
+    StallingEcho::start(u64::MAX, Duration::ZERO)
+}
+
+#[test]
+fn ctrl_c_prints_the_report_marked_interrupted_and_exits_130() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "load", "echo", "-t", &target, "-c", "2", "--rate", "500", "-d", "30s", "--warmup",
+            "0s", "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spindle runs");
+    // Interrupt once it is measuring, well before its 30 s are up.
+    assert!(util::wait_until(util::DEADLINE, || server
+        .answered
+        .load(Ordering::SeqCst)
+        >= 50));
+    let t0 = Instant::now();
+    // SAFETY: kill on the pid of a child we started and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("spindle exits");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report");
+    assert_eq!(v["interrupted"], true, "{v}");
+    let measured = v["duration_sec"].as_f64().unwrap();
+    assert!(measured > 0.0 && measured < 10.0, "{v}");
+    let a = &v["accounting"];
+    let n = |k: &str| a[k].as_u64().unwrap();
+    assert_eq!(
+        n("scheduled"),
+        n("completed") + n("failed") + n("unsent"),
+        "{v}"
+    );
+    assert!(n("completed") >= 40, "{v}");
+    // The schedule was cut at the interruption: 500/s over what was measured.
+    let due = 500.0 * measured;
+    assert!((n("scheduled") as f64 - due).abs() <= 3.0, "{v}");
+    // The text report says so on its first line.
+    let child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "load", "echo", "-t", &target, "-c", "1", "-d", "30s", "--warmup", "0s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spindle runs");
+    let before = server.answered.load(Ordering::SeqCst);
+    assert!(util::wait_until(util::DEADLINE, || server
+        .answered
+        .load(Ordering::SeqCst)
+        > before + 10));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("spindle exits");
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("INTERRUPTED (Ctrl-C)"), "{text}");
+    assert!(text.contains(" scheduled = "), "{text}");
+}
+
+#[test]
+fn the_hlog_decodes_with_python_hdrhistogram_and_agrees() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("spindle-hlog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hlog = dir.join("run.hlog");
+    let hgrm = dir.join("run.hgrm");
+    let out = spindle_load(&[
+        "echo",
+        "-t",
+        &target,
+        "-c",
+        "4",
+        "--rate",
+        "2000",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--interval",
+        "200ms",
+        "--json",
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 5, "{v}");
+    // Python decodes every interval and adds them up; for each of the
+    // report's p50, p99 and max it says how many samples lie at or below
+    // the value 1.1% under and over it (the log keeps two significant
+    // digits, the report three), so that the check does not hang on which
+    // neighbouring sample each library's rank rounding picks.
+    let latency = &v["open_loop"]["corrected_latency_us"];
+    let ns = |k: &str| format!("{}", latency[k].as_f64().unwrap() * 1000.0);
+    let script = r#"
+import sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600 * 10**9, 2))
+total = HdrHistogram(1, 3600 * 10**9, 2)
+intervals = 0
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    intervals += 1
+    total.add(h)
+values = [(i.value_iterated_to, i.count_at_value_iterated_to)
+          for i in total.get_recorded_iterator()]
+def at_or_below(v):
+    return sum(c for (x, c) in values if x <= v)
+out = [intervals, total.get_total_count()]
+for v in map(float, sys.argv[2:]):
+    out += [at_or_below(v * 0.989), at_or_below(v * 1.011)]
+print(*out)
+"#;
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&hlog)
+        .args([ns("p50"), ns("p99"), ns("max")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let text = String::from_utf8_lossy(&py.stdout);
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(f[0], 5.0, "{text}");
+    let count = latency["count"].as_f64().unwrap();
+    assert_eq!(f[1], count, "{text}");
+    for (i, (key, q)) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let (below, upto) = (f[2 + 2 * i], f[3 + 2 * i]);
+        let rank = (q * count).ceil();
+        assert!(
+            below < rank && upto >= rank,
+            "{key} ({q}): {below} samples under it, {upto} to it, rank {rank}: {text}"
+        );
+    }
+    let hgrm = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(hgrm.contains("Value     Percentile TotalCount 1/(1-Percentile)"));
+    let count = latency["count"].as_u64().unwrap();
+    assert!(
+        hgrm.contains(&format!("Total count    = {count:>12}]")),
+        "{hgrm}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn two_loaders_merged_add_up_to_one_with_both_connection_counts() {
+    let server = counting_echo();
+    let target = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("spindle-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let start_at = format!("{:.3}", unix_now() + 1.0);
+    let loader = |c: &str, rate: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spindle"));
+        cmd.args([
+            "load", "echo", "-t", &target, "-c", c, "--rate", rate, "-d", "1s", "--warmup", "0s",
+            "--json",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("spindle runs")
+    };
+    // Two loaders of 2 connections at 200/s each, started together...
+    let a = loader("2", "200", &["--start-at", &start_at]);
+    let b = loader("2", "200", &["--start-at", &start_at]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(
+        b.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    std::fs::write(path("a.json"), &a.stdout).unwrap();
+    std::fs::write(path("b.json"), &b.stdout).unwrap();
+    // ...and one of 4 connections at 400/s.
+    let one = loader("4", "400", &[]).wait_with_output().unwrap();
+    assert_eq!(one.status.code(), Some(0));
+    std::fs::write(path("one.json"), &one.stdout).unwrap();
+    let json = |bytes: &[u8]| -> serde_json::Value { serde_json::from_slice(bytes).unwrap() };
+    let (va, vb, single) = (json(&a.stdout), json(&b.stdout), json(&one.stdout));
+    let starts = [&va, &vb].map(|v| v["measured_from_unix_sec"].as_f64().unwrap());
+    assert!(
+        (starts[0] - starts[1]).abs() < 0.05,
+        "--start-at began them together: {starts:?}"
+    );
+    let merged = spindle_load(&["merge", &path("a.json"), &path("b.json"), "--json"]);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m = json(&merged.stdout);
+    let n = |v: &serde_json::Value, k: &str| v["accounting"][k].as_u64().unwrap();
+    assert_eq!(m["connections"], 4);
+    assert_eq!(
+        n(&m, "scheduled"),
+        n(&va, "scheduled") + n(&vb, "scheduled"),
+        "{m}"
+    );
+    assert!(
+        n(&m, "scheduled").abs_diff(n(&single, "scheduled")) <= 2,
+        "{m}\n{single}"
+    );
+    assert!(
+        n(&m, "completed").abs_diff(n(&single, "completed")) <= 4,
+        "{m}\n{single}"
+    );
+    assert_eq!(
+        n(&m, "scheduled"),
+        n(&m, "completed") + n(&m, "failed") + n(&m, "unsent")
+    );
+    // The histograms were added: every sample of both is in the merged one.
+    let latency = &m["open_loop"]["corrected_latency_us"];
+    let count = |v: &serde_json::Value| {
+        v["open_loop"]["corrected_latency_us"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count(&m), count(&va) + count(&vb));
+    assert_eq!(count(&m), m["requests"].as_u64().unwrap());
+    let p50 = |v: &serde_json::Value| {
+        v["open_loop"]["corrected_latency_us"]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    let (lo, hi) = (p50(&va).min(p50(&vb)), p50(&va).max(p50(&vb)));
+    let mp50 = latency["p50"].as_f64().unwrap();
+    assert!(
+        mp50 >= lo * 0.999 && mp50 <= hi * 1.001,
+        "{lo} <= {mp50} <= {hi}"
+    );
+    // Rates are summed: the same as the single loader's.
+    let rate = |v: &serde_json::Value| v["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        (rate(&m) - rate(&single)).abs() <= rate(&single) * 0.03,
+        "{m}\n{single}"
+    );
+    assert_eq!(m["open_loop"]["requested_rate_per_sec"], 400.0);
+    let timeline_requests: u64 = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(timeline_requests, m["requests"].as_u64().unwrap());
+    let warnings = m["warnings"].to_string();
+    assert!(!warnings.contains("overlap"), "{warnings}");
+    // The text form prints too.
+    let text = spindle_load(&["merge", &path("a.json"), &path("b.json")]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("echo load on 127.0.0.1:"), "{text}");
+    assert!(text.contains("4 connections"), "{text}");
+    // Runs one after the other are not one load: the merge says so.
+    let apart = spindle_load(&["merge", &path("a.json"), &path("one.json"), "--json"]);
+    let warnings = json(&apart.stdout)["warnings"].to_string();
+    assert!(warnings.contains("did not overlap"), "{warnings}");
+    // A closed-loop run does not add up with open-loop ones.
+    let closed = spindle_load(&[
+        "echo", "-t", &target, "-c", "1", "-d", "200ms", "--warmup", "0s", "--json",
+    ]);
+    std::fs::write(path("closed.json"), &closed.stdout).unwrap();
+    let bad = spindle_load(&["merge", &path("a.json"), &path("closed.json")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one workload and mode"));
+    let bad = spindle_load(&["merge", &path("missing.json")]);
+    assert_eq!(bad.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_plans_and_start_times_are_usage_errors() {
+    for (args, why) in [
+        (&["--start-at", "1000"][..], "in the past"),
+        (&["--steps", "3"][..], "--steps needs --rate A..B"),
+        (&["--rate", "100..x"][..], "not a number"),
+        (
+            &["--rate", "100..200", "--steps", "0"][..],
+            "--steps must be",
+        ),
+        (&["--find-max-rate"][..], "--slo"),
+        (&["--find-max-rate", "--slo", "p99"][..], "pXX=DURATION"),
+        (
+            &["--rate", "10..20", "--find-max-rate", "--slo", "p99=1ms"][..],
+            "one starting --rate",
+        ),
+    ] {
+        let mut all = vec!["echo", "-t", "127.0.0.1:1"];
+        all.extend_from_slice(args);
+        let out = spindle_load(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_rate_plan_steps_on_the_same_connections_each_accounted_for() {
+    let server = counting_echo();
+    let mut c = config(Workload::Echo, server.addr, 4, 900);
+    c.rate = Some(200.0);
+    c.steps = vec![200.0, 400.0, 800.0];
+    c.step_duration = Duration::from_millis(300);
+    c.warmup = Duration::from_millis(100);
+    let r = run(&c);
+    assert_eq!(r.steps.len(), 3, "{r}");
+    // No reconnect between steps: the connections of the warmup carry on.
+    assert_eq!(r.connections_established, 4, "{r}");
+    for (step, rate) in r.steps.iter().zip([200.0, 400.0, 800.0]) {
+        let a = &step.accounting;
+        assert_eq!(step.requested_rate_per_sec, rate);
+        let due = rate * 0.3;
+        assert!(
+            (a.scheduled as f64 - due).abs() <= 5.0,
+            "{rate}/s: {} scheduled\n{r}",
+            a.scheduled
+        );
+        assert_eq!(a.scheduled, a.completed + a.failed + a.unsent, "{r}");
+        assert_eq!(step.corrected_latency_us.count, a.completed);
+    }
+    let sum = |f: &dyn Fn(&load::report::Step) -> u64| r.steps.iter().map(f).sum::<u64>();
+    assert_eq!(sum(&|s| s.accounting.scheduled), r.accounting.scheduled);
+    assert_eq!(sum(&|s| s.accounting.completed), r.requests);
+    assert_eq!(sum(&|s| s.accounting.failed), r.accounting.failed);
+    assert!(r.to_string().contains("steps (corrected latency)"), "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 3);
+}
+
+/// An echo server that serves one message at a time for everyone, each
+/// taking `service`: its capacity is 1 / service requests/s.
+fn slow_echo(service: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let one_at_a_time = Arc::new(Mutex::new(()));
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let lock = one_at_a_time.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let _held = lock.lock().unwrap();
+                    // The service time is the server under test, not a
+                    // synchronisation.
+                    thread::sleep(service);
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn find_max_rate_brackets_a_server_of_known_capacity() {
+    // 5 ms per request, one at a time: at most 200 requests/s.
+    let addr = slow_echo(Duration::from_millis(5));
+    let mut c = config(Workload::Echo, addr, 4, 400);
+    c.rate = Some(50.0);
+    c.warmup = Duration::from_millis(100);
+    c.timeout = Duration::from_secs(2);
+    let slo = load::search::Slo {
+        percentile: 99.0,
+        target: Duration::from_millis(60),
+    };
+    let stop = AtomicBool::new(false);
+    let s = load::search::find_max_rate(&c, slo, Duration::from_millis(400), 7, &stop).unwrap();
+    let text = s.text();
+    assert!(!s.probes.is_empty() && s.probes.len() <= 7, "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    // Above the capacity the queue grows through the probe: never met.
+    for p in &s.probes {
+        assert_eq!(
+            p.accounting.scheduled,
+            p.accounting.completed + p.accounting.failed + p.accounting.unsent,
+            "{text}"
+        );
+        if p.rate_per_sec >= 300.0 {
+            assert!(!p.met, "{text}");
+        }
+    }
+    assert!(
+        s.probes.iter().any(|p| !p.met),
+        "the search went past the capacity: {text}"
+    );
+    if let Some(best) = s.max_rate_per_sec {
+        assert!(best < 300.0, "{text}");
+        // Doubling found a miss above the best, then bisection probed
+        // between them.
+        let missed_above = s
+            .probes
+            .iter()
+            .filter(|p| !p.met && p.rate_per_sec > best)
+            .map(|p| p.rate_per_sec)
+            .fold(f64::INFINITY, f64::min);
+        assert!(missed_above.is_finite(), "{text}");
+        assert!(
+            s.probes.len() == 7 || (missed_above - best) / missed_above <= load::search::RESOLUTION,
+            "stopped before the bracket closed: {text}"
+        );
+        assert!(text.contains("highest rate that met p99"), "{text}");
+    }
 }

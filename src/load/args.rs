@@ -5,21 +5,56 @@ use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::config::{self, LoadConfig, Probe, Workload};
 use crate::duration::parse_duration;
 
-/// `spindle load WORKLOAD --target HOST:PORT`.
+/// `spindle load WORKLOAD --target HOST:PORT`, or `spindle load merge
+/// A.json B.json ...`.
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LoadArgs {
+    /// `merge`: one report from several loaders' JSON reports.
+    #[command(subcommand)]
+    pub command: Option<LoadCommand>,
+
     /// What each connection does.
-    #[arg(value_enum)]
-    pub workload: WorkloadArg,
+    #[arg(value_enum, required = true)]
+    pub workload: Option<WorkloadArg>,
 
     /// The server, as HOST:PORT (e.g. 127.0.0.1:1234).
-    #[arg(long, short = 't', value_name = "HOST:PORT")]
-    pub target: String,
+    #[arg(long, short = 't', value_name = "HOST:PORT", required = true)]
+    pub target: Option<String>,
+
+    /// Begin at this time (seconds since the Unix epoch, fractions
+    /// allowed), so that several loaders start together; at most an hour
+    /// ahead.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
+
+    /// A rate plan with --rate A..B: this many constant-rate steps from A
+    /// to B, on the same connections.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+
+    /// How long each step of a rate plan (or each --find-max-rate probe)
+    /// lasts.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub step_duration: Duration,
+
+    /// Search for the highest rate that meets --slo (from --rate, default
+    /// 1000/s: doubling, then bisection).
+    #[arg(long, requires = "slo")]
+    pub find_max_rate: bool,
+
+    /// The latency target of --find-max-rate: pXX=DURATION (p99=10ms).
+    #[arg(long, value_parser = super::search::parse_slo, value_name = "pXX=DURATION")]
+    pub slo: Option<super::search::Slo>,
+
+    /// The most probes --find-max-rate runs.
+    #[arg(long, default_value_t = super::search::DEFAULT_MAX_STEPS, value_name = "N")]
+    pub max_steps: usize,
 
     /// Connections, duration, rate and the workloads' settings.
     #[command(flatten)]
@@ -28,6 +63,46 @@ pub struct LoadArgs {
     /// Print the report as JSON (units in field names) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Add the per-interval table to the text report (the JSON always has
+    /// the timeline).
+    #[arg(long)]
+    pub timeline: bool,
+
+    /// Write HdrHistogram's interval log (one histogram per --interval),
+    /// for HistogramLogProcessor and the hdrhistogram tools.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<std::path::PathBuf>,
+
+    /// Write the percentile distribution (.hgrm, as wrk2 prints it), for
+    /// HdrHistogram's plotter.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<std::path::PathBuf>,
+}
+
+/// What `spindle load` does besides a run.
+#[derive(Subcommand, Debug, Clone)]
+pub enum LoadCommand {
+    /// Merge the JSON reports (`--json`) of loaders that ran at the same
+    /// time into one report: histograms added, counts and rates summed,
+    /// timelines aligned on wall-clock time.
+    Merge(MergeArgs),
+}
+
+/// `spindle load merge A.json B.json ...`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The reports, as `spindle load --json` wrote them.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<std::path::PathBuf>,
+
+    /// Print the merged report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Add the per-interval table to the text report.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 /// The settings `spindle load` and `spindle bench` share.
@@ -52,8 +127,9 @@ pub struct ShapeArgs {
     /// Open loop: send this many requests/s across all connections, and
     /// measure latency from each request's intended send time. Closed loop
     /// (each connection sends when its last reply arrived) without it.
-    #[arg(long, value_name = "REQUESTS_PER_SEC")]
-    pub rate: Option<f64>,
+    /// A..B with --steps: a rate plan.
+    #[arg(long, value_parser = parse_rate, value_name = "REQUESTS_PER_SEC")]
+    pub rate: Option<RateArg>,
 
     /// New connections per second while ramping up (0: all at once).
     #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
@@ -62,6 +138,10 @@ pub struct ShapeArgs {
     /// Connect and response timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// The timeline's interval (JSON `timeline`, --timeline, --hlog).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
 
     /// echo: message size; chat: line size (bytes).
     #[arg(long, default_value_t = super::echo::DEFAULT_SIZE, value_name = "BYTES")]
@@ -91,6 +171,55 @@ pub struct ShapeArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
 }
+
+/// `--rate R`, or `--rate A..B` for a rate plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateArg {
+    /// The rate, or the plan's first.
+    pub from: f64,
+    /// The plan's last rate.
+    pub to: Option<f64>,
+}
+
+/// Parses `20000` or `1000..20000`.
+pub fn parse_rate(text: &str) -> Result<RateArg, String> {
+    let number = |t: &str| -> Result<f64, String> {
+        let r: f64 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("{t:?} is not a number of requests/s"))?;
+        if r.is_finite() && r > 0.0 {
+            Ok(r)
+        } else {
+            Err(format!("a rate must be positive, not {t}"))
+        }
+    };
+    match text.split_once("..") {
+        Some((a, b)) => Ok(RateArg {
+            from: number(a)?,
+            to: Some(number(b)?),
+        }),
+        None => Ok(RateArg {
+            from: number(text)?,
+            to: None,
+        }),
+    }
+}
+
+/// The rates of `steps` constant-rate steps from `from` to `to`, evenly
+/// spaced.
+pub fn plan(from: f64, to: f64, steps: usize) -> Vec<f64> {
+    match steps {
+        0 => Vec::new(),
+        1 => vec![from],
+        n => (0..n)
+            .map(|i| from + (to - from) * i as f64 / (n - 1) as f64)
+            .collect(),
+    }
+}
+
+/// The default number of steps of `--rate A..B`.
+pub const DEFAULT_STEPS: usize = 5;
 
 /// The workloads, on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -143,9 +272,10 @@ impl ShapeArgs {
         c.threads = self.threads;
         c.duration = self.duration;
         c.warmup = self.warmup;
-        c.rate = self.rate;
+        c.rate = self.rate.map(|r| r.from);
         c.connect_rate = (self.connect_rate > 0.0).then_some(self.connect_rate);
         c.timeout = self.timeout;
+        c.interval = self.interval;
         c.size = self.size;
         c.path = self.path.clone();
         c.keepalive = !self.no_keepalive;
@@ -167,11 +297,37 @@ impl ShapeArgs {
 impl LoadArgs {
     /// The run asked for; the progress line shows only on a terminal.
     pub fn config(&self) -> Result<LoadConfig, String> {
-        let target = resolve(&self.target)?;
-        let mut c = self
-            .shape
-            .config(self.workload.into(), target, &self.target);
+        let (Some(workload), Some(target)) = (self.workload, self.target.as_deref()) else {
+            return Err("a WORKLOAD and --target HOST:PORT are required".into());
+        };
+        let addr = resolve(target)?;
+        let mut c = self.shape.config(workload.into(), addr, target);
         c.progress = std::io::stderr().is_terminal();
+        c.start_at = match self.start_at {
+            Some(t) if !(t.is_finite() && t >= 0.0) => {
+                return Err(format!(
+                    "--start-at must be a Unix time in seconds, not {t}"
+                ));
+            }
+            Some(t) => Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(t)),
+            None => None,
+        };
+        match (self.shape.rate.and_then(|r| r.to), self.steps) {
+            (Some(to), steps) => {
+                let n = steps.unwrap_or(DEFAULT_STEPS);
+                if n == 0 || n > config::MAX_STEPS {
+                    return Err(format!("--steps must be 1 to {}", config::MAX_STEPS));
+                }
+                if self.find_max_rate {
+                    return Err("--find-max-rate takes one starting --rate, not A..B".into());
+                }
+                c.steps = plan(c.rate.unwrap_or(to), to, n);
+                c.step_duration = self.step_duration;
+                c.duration = self.step_duration * n as u32;
+            }
+            (None, Some(_)) => return Err("--steps needs --rate A..B".into()),
+            (None, None) => {}
+        }
         c.validate()?;
         Ok(c)
     }
@@ -222,6 +378,10 @@ pub struct BenchArgs {
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE, value_name = "CONNECTIONS_PER_SEC")]
     pub connect_rate: f64,
+
+    /// The timeline's interval (timeline.svg, results.json).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
 
     /// Where to write results.json, results.md and the SVG charts.
     #[arg(long, default_value = "bench-results", value_name = "DIR")]

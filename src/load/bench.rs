@@ -24,7 +24,9 @@ use super::config::{LoadConfig, Probe, Workload};
 use super::errors::ErrorCount;
 use super::latency::LatencySummary;
 use super::procstat::{self, Sample};
+use super::report::{Accounting, Interval};
 use super::stats::Fairness;
+use super::text::count;
 use crate::catalog;
 use crate::engine::Model;
 
@@ -51,6 +53,14 @@ pub const BENCH_BACKLOG: u32 = 1024;
 const IDLE_PROBES: usize = 4;
 const IDLE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The warm-up load a fresh server gets before its memory baseline is
+/// taken (one connection of the suite's workload): a server's first
+/// connection grows it by much more than any later one does (allocator
+/// arenas, the first worker's stack, lazily built tables), and charging
+/// that to the first point's connections made 1 connection look like
+/// 2.5 MiB.
+pub const SERVER_WARMUP: Duration = Duration::from_millis(300);
+
 /// The whole bench run.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResults {
@@ -66,6 +76,8 @@ pub struct BenchResults {
     pub warmup_sec: f64,
     /// `closed_loop` or `open_loop`.
     pub mode: String,
+    /// The timeline's interval.
+    pub interval_sec: f64,
     /// Every point, model by model.
     pub points: Vec<Point>,
 }
@@ -99,6 +111,12 @@ pub struct Point {
     pub errors_total: u64,
     /// By kind.
     pub errors: Vec<ErrorCount>,
+    /// Every request due, and what became of it.
+    pub accounting: Accounting,
+    /// When the measured window began (seconds since the Unix epoch).
+    pub measured_from_unix_sec: f64,
+    /// The measured window interval by interval.
+    pub timeline: Vec<Interval>,
     /// What the server used.
     pub server: ServerUse,
 }
@@ -106,13 +124,21 @@ pub struct Point {
 /// The server's resources during a point.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerUse {
-    /// Resident memory before the point.
+    /// Resident memory just before this point's connections opened
+    /// (after the earlier points: larger than the fresh server's).
     pub rss_before_kib: u64,
-    /// Resident memory of the fresh server, before any point.
+    /// Resident memory of the fresh server, before any load.
     pub rss_at_start_kib: u64,
+    /// Resident memory after the warm-up load ([`SERVER_WARMUP`]), its
+    /// connection closed: the baseline of `rss_per_connection_kib`.
+    pub rss_warm_kib: u64,
+    /// Resident memory when the measured window began, every connection
+    /// of the point open (what `memory.svg` plots).
+    pub rss_measured_kib: u64,
     /// Highest resident memory during the point.
     pub rss_max_kib: u64,
-    /// `(rss_max - rss_at_start) / connections open at the end`.
+    /// What an open connection costs, as NOTES section 2 measures it:
+    /// `(rss_measured - rss_warm) / connections open at the end`.
     pub rss_per_connection_kib: Option<f64>,
     /// Most threads during the point (the server's and its children's).
     pub threads_max: u64,
@@ -217,13 +243,17 @@ pub fn run(args: &BenchArgs, exe: &Path, command: &str) -> Result<BenchResults, 
         }
         for (w, connections) in sweep {
             eprintln!(
-                "bench: {} {} on {model}, {connections} connections...",
+                "bench: {} on {model}, {} {}...",
                 args.suite,
+                count(connections as u64, "connection", "connections"),
                 w.name()
             );
             if server.as_mut().is_none_or(|s| !s.alive()) {
                 server = match ServerProcess::start(exe, &args.suite, model, &args.serve_args) {
-                    Ok(s) => Some(s),
+                    Ok(mut s) => {
+                        s.warm_up(workload, args);
+                        Some(s)
+                    }
                     Err(e) => {
                         eprintln!("bench:   failed: {e}");
                         points.push(failed(model, w, connections, e));
@@ -235,12 +265,12 @@ pub fn run(args: &BenchArgs, exe: &Path, command: &str) -> Result<BenchResults, 
             let point = measure(args, s, model, workload, w, connections);
             match &point.failure {
                 None => eprintln!(
-                    "bench:   {:.0} requests/s, p99 {:.1} us, {} errors, server {} KiB RSS, {} threads",
+                    "bench:   {:.0} requests/s, p99 {:.1} us, {}, server {} KiB RSS, {}",
                     point.requests_per_sec,
                     point.latency_us.p99,
-                    point.errors_total,
+                    count(point.errors_total, "error", "errors"),
                     point.server.rss_max_kib,
-                    point.server.threads_max
+                    count(point.server.threads_max, "thread", "threads")
                 ),
                 Some(f) => eprintln!("bench:   failed: {f}"),
             }
@@ -262,6 +292,7 @@ pub fn run(args: &BenchArgs, exe: &Path, command: &str) -> Result<BenchResults, 
             "closed_loop"
         }
         .to_string(),
+        interval_sec: args.interval.as_secs_f64(),
         points,
     };
     write_outputs(&args.out, &results)?;
@@ -283,8 +314,25 @@ fn failed(model: Model, w: Workload, connections: usize, why: String) -> Point {
         fairness: Fairness::default(),
         errors_total: 0,
         errors: Vec::new(),
+        accounting: Accounting::default(),
+        measured_from_unix_sec: 0.0,
+        timeline: Vec::new(),
         server: ServerUse::default(),
     }
+}
+
+/// A run of `w` with `connections` against `port`, shaped by `args`.
+fn point_config(args: &BenchArgs, port: u16, w: Workload, connections: usize) -> LoadConfig {
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut config = LoadConfig::new(w, target);
+    config.connections = connections;
+    config.threads = args.threads.min(connections).max(1);
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    config.rate = args.rate;
+    config.interval = args.interval;
+    config.connect_rate = (args.connect_rate > 0.0).then_some(args.connect_rate);
+    config
 }
 
 /// One point: the load run, with the server sampled throughout.
@@ -296,14 +344,7 @@ fn measure(
     w: Workload,
     connections: usize,
 ) -> Point {
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
-    let mut config = LoadConfig::new(w, target);
-    config.connections = connections;
-    config.threads = args.threads.min(connections).max(1);
-    config.duration = args.duration;
-    config.warmup = args.warmup;
-    config.rate = args.rate;
-    config.connect_rate = (args.connect_rate > 0.0).then_some(args.connect_rate);
+    let mut config = point_config(args, server.port, w, connections);
     if w == Workload::Idle {
         // The ramp happens in the warmup, so the whole measured time holds
         // every connection.
@@ -322,7 +363,7 @@ fn measure(
         config.probe_interval = IDLE_PROBE_INTERVAL;
     }
     let before = procstat::sample(server.pid()).unwrap_or_default();
-    let baseline = server.baseline_rss_kib;
+    let baseline = server.warm_rss_kib;
     let (window_tx, window_rx) = crossbeam_channel::bounded(1);
     let sampler = Sampler::start(server.pid(), window_rx);
     let result = super::run_observed(&config, |w| {
@@ -357,13 +398,18 @@ fn measure(
         (span > 0.0 && report.requests_per_sec > 0.0)
             .then(|| amount / span / report.requests_per_sec)
     };
+    // The window's first sample holds every connection of the point.
+    let measured_rss = edges
+        .window
+        .map_or(edges.max.rss_kib, |((a, _), _)| a.rss_kib);
     let used = ServerUse {
         rss_before_kib: before.rss_kib,
-        rss_at_start_kib: baseline,
+        rss_at_start_kib: server.fresh_rss_kib,
+        rss_warm_kib: baseline,
+        rss_measured_kib: measured_rss,
         rss_max_kib: edges.max.rss_kib,
         rss_per_connection_kib: (report.connections_open_at_end > 0).then(|| {
-            edges.max.rss_kib.saturating_sub(baseline) as f64
-                / report.connections_open_at_end as f64
+            measured_rss.saturating_sub(baseline) as f64 / report.connections_open_at_end as f64
         }),
         threads_max: edges.max.threads,
         processes_max: edges.max.processes,
@@ -406,6 +452,9 @@ fn measure(
     point.fairness = report.fairness;
     point.errors_total = report.errors_total;
     point.errors = report.errors;
+    point.accounting = report.accounting;
+    point.measured_from_unix_sec = report.measured_from_unix_sec;
+    point.timeline = report.timeline;
     point.server = used;
     point
 }
@@ -503,7 +552,9 @@ struct ServerProcess {
     pid: u32,
     port: u16,
     /// RSS once it listens, before any load.
-    baseline_rss_kib: u64,
+    fresh_rss_kib: u64,
+    /// RSS after the warm-up load (see [`SERVER_WARMUP`]).
+    warm_rss_kib: u64,
 }
 
 impl ServerProcess {
@@ -582,8 +633,40 @@ impl ServerProcess {
             child: std::sync::Mutex::new(child),
             pid,
             port,
-            baseline_rss_kib: procstat::sample(pid).map_or(0, |s| s.rss_kib),
+            fresh_rss_kib: procstat::sample(pid).map_or(0, |s| s.rss_kib),
+            warm_rss_kib: 0,
         })
+    }
+
+    /// One connection of `workload` for [`SERVER_WARMUP`], then the
+    /// memory baseline, with that connection closed. A failed warm-up
+    /// leaves the fresh server's RSS as the baseline (the points say why).
+    fn warm_up(&mut self, workload: Workload, args: &BenchArgs) {
+        let mut config = point_config(args, self.port, workload, 1);
+        config.warmup = Duration::ZERO;
+        config.duration = SERVER_WARMUP;
+        config.rate = None;
+        config.timeout = SERVER_WARMUP.max(Duration::from_secs(1));
+        let fresh = procstat::sample(self.pid).unwrap_or_default();
+        if let Err(e) = super::run(&config) {
+            eprintln!("bench:   the warm-up load failed: {e}");
+        }
+        // The server sees the close after we do: wait (bounded) until its
+        // threads and processes are back to the fresh server's, so the
+        // warm-up connection's own thread or process is not in the baseline.
+        let end = Instant::now() + SERVER_STOP_TIMEOUT;
+        let mut last = procstat::sample(self.pid);
+        while let Some(s) = &last {
+            if (s.threads <= fresh.threads && s.processes <= fresh.processes)
+                || Instant::now() >= end
+            {
+                break;
+            }
+            // A bounded poll of /proc, not a synchronisation sleep.
+            thread::park_timeout(SAMPLE_INTERVAL / 4);
+            last = procstat::sample(self.pid);
+        }
+        self.warm_rss_kib = last.map_or(self.fresh_rss_kib, |s| s.rss_kib);
     }
 
     fn pid(&self) -> u32 {
@@ -675,11 +758,102 @@ fn write_outputs(dir: &Path, results: &BenchResults) -> Result<(), String> {
     )?;
     chart::line_chart(
         &dir.join("memory.svg"),
-        &format!("{suite}: server memory per open connection"),
-        "RSS per connection (KiB)",
+        &format!("{suite}: memory of an open connection (RSS over the warmed-up server's)"),
+        "(RSS at the measured start - warmed-up RSS) / open connections (KiB)",
         &series(&|p| p.server.rss_per_connection_kib, true),
     )?;
+    chart::time_chart(
+        &dir.join("timeline.svg"),
+        &format!(
+            "{suite}: requests/s per {:.3} s interval, point after point",
+            results.interval_sec
+        ),
+        "seconds since the first point's measured start",
+        "requests/s",
+        &timeline_series(results),
+    )?;
     Ok(())
+}
+
+/// One line per model through every point's intervals, in wall-clock
+/// order, at 0 between two points (nothing was measured there).
+fn timeline_series(results: &BenchResults) -> Vec<Series> {
+    let t0 = results
+        .points
+        .iter()
+        .filter(|p| p.measured_from_unix_sec > 0.0)
+        .map(|p| p.measured_from_unix_sec)
+        .fold(f64::INFINITY, f64::min);
+    let mut out: Vec<Series> = Vec::new();
+    for p in results.points.iter().filter(|p| !p.timeline.is_empty()) {
+        let idx = match out.iter().position(|s| s.label == p.model) {
+            Some(i) => i,
+            None => {
+                out.push(Series {
+                    label: p.model.clone(),
+                    points: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let start = p.measured_from_unix_sec - t0;
+        let points = &mut out[idx].points;
+        points.push((start, 0.0));
+        let mut end = start;
+        for i in &p.timeline {
+            let rate = if i.duration_sec > 0.0 {
+                i.requests as f64 / i.duration_sec
+            } else {
+                0.0
+            };
+            points.push((start + i.start_sec + i.duration_sec / 2.0, rate));
+            end = start + i.start_sec + i.duration_sec;
+        }
+        points.push((end, 0.0));
+    }
+    out
+}
+
+/// The widest line of [`summary`].
+pub const SUMMARY_WIDTH: usize = 80;
+
+/// A short summary for the terminal, at most [`SUMMARY_WIDTH`] columns:
+/// model, workload, connections, requests/s, p99, errors, connections
+/// without service. The full table is in results.md.
+pub fn summary(r: &BenchResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "spindle bench {}: {}, {:.1} s per point, {}",
+        r.suite,
+        count(r.cpus as u64, "CPU", "CPUs"),
+        r.duration_sec,
+        r.mode.replace('_', " ")
+    );
+    let _ = writeln!(
+        s,
+        "{:<8} {:<8} {:>11} {:>11} {:>10} {:>8} {:>9}",
+        "model", "workload", "connections", "requests/s", "p99", "errors", "unserved"
+    );
+    for p in &r.points {
+        let head = format!("{:<8} {:<8} {:>11}", p.model, p.workload, p.connections);
+        let line = match &p.failure {
+            Some(f) => {
+                let room = SUMMARY_WIDTH - head.chars().count() - 1;
+                let why: String = format!("failed: {f}").chars().take(room).collect();
+                format!("{head} {why}")
+            }
+            None => format!(
+                "{head} {:>11.0} {:>10} {:>8} {:>9}",
+                p.requests_per_sec,
+                super::text::us(p.latency_us.p99),
+                p.errors_total,
+                p.fairness.connections_without_service
+            ),
+        };
+        let _ = writeln!(s, "{line}");
+    }
+    s
 }
 
 /// The Markdown table of the results.
@@ -769,7 +943,18 @@ pub fn markdown(r: &BenchResults) -> String {
     if !errors.is_empty() {
         let _ = writeln!(s, "\nErrors:\n\n{}", errors.join("\n"));
     }
-    let _ = writeln!(s, "\nCharts: throughput.svg, p99.svg, memory.svg.");
+    let _ = writeln!(
+        s,
+        "\nRSS per connection: (RSS when the measured window began - RSS of the server \
+         warmed up by one connection for {:.1} s, that connection closed) / connections \
+         open at the end, as NOTES section 2 measures an open connection.\n",
+        SERVER_WARMUP.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "Charts: throughput.svg, p99.svg, memory.svg (RSS per connection as above), \
+         timeline.svg (requests/s per interval, every point in order)."
+    );
     s
 }
 
@@ -819,6 +1004,7 @@ mod tests {
             duration_sec: 1.0,
             warmup_sec: 0.5,
             mode: "closed_loop".into(),
+            interval_sec: 1.0,
             points: vec![ok, bad],
         };
         let md = markdown(&r);
@@ -826,5 +1012,12 @@ mod tests {
         assert!(md.contains("| 2.0 |"), "{md}");
         assert!(md.contains("failed: the server exited / badly"), "{md}");
         assert!(md.contains("`spindle bench echo`"));
+        let text = summary(&r);
+        assert!(
+            text.lines().all(|l| l.chars().count() <= SUMMARY_WIDTH),
+            "{text}"
+        );
+        assert!(text.contains("2 CPUs"), "{text}");
+        assert!(text.contains("failed: the server exited"), "{text}");
     }
 }

@@ -19,6 +19,13 @@ pub const DEFAULT_CONNECT_RATE: f64 = 5000.0;
 /// refusing server is not hammered in a busy loop).
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
+/// How far ahead `--start-at` may be: a guard against a typo that would
+/// leave the loader waiting for days.
+pub const MAX_START_AT_AHEAD: Duration = Duration::from_secs(3600);
+
+/// The most steps a rate plan may have.
+pub const MAX_STEPS: usize = 100;
+
 /// The workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -92,6 +99,16 @@ pub struct LoadConfig {
     pub probe_interval: Duration,
     /// Print a live progress line on stderr.
     pub progress: bool,
+    /// The timeline's interval.
+    pub interval: Duration,
+    /// Begin at this wall-clock time (`--start-at`), not at once.
+    pub start_at: Option<std::time::SystemTime>,
+    /// A rate plan: one constant rate per step, each `step_duration` long,
+    /// on the same connections (empty: one rate, `rate`). The warmup runs
+    /// at the first step's rate; `duration` is the steps' total.
+    pub steps: Vec<f64>,
+    /// How long each step of `steps` lasts.
+    pub step_duration: Duration,
 }
 
 impl LoadConfig {
@@ -116,6 +133,10 @@ impl LoadConfig {
             probes: 0,
             probe_interval: Duration::from_secs(1),
             progress: false,
+            interval: super::timeline::DEFAULT_INTERVAL,
+            start_at: None,
+            steps: Vec::new(),
+            step_duration: Duration::from_secs(5),
         }
     }
 
@@ -138,6 +159,48 @@ impl LoadConfig {
         {
             return Err(format!(
                 "--rate must be a positive number of requests/s, not {r}"
+            ));
+        }
+        if let Some(at) = self.start_at {
+            let now = std::time::SystemTime::now();
+            if at < now {
+                let late = now.duration_since(at).unwrap_or_default();
+                return Err(format!(
+                    "--start-at is {:.3} s in the past: give every loader a time ahead",
+                    late.as_secs_f64()
+                ));
+            }
+            if at.duration_since(now).unwrap_or_default() > MAX_START_AT_AHEAD {
+                return Err(format!(
+                    "--start-at is more than {} s ahead",
+                    MAX_START_AT_AHEAD.as_secs()
+                ));
+            }
+        }
+        if !self.steps.is_empty() {
+            if self.workload == Workload::Idle {
+                return Err("idle probes keep their own schedule: no --steps".into());
+            }
+            if self.step_duration.is_zero() {
+                return Err("--step-duration must be more than 0".into());
+            }
+            if self.steps.len() > MAX_STEPS {
+                return Err(format!("at most {MAX_STEPS} --steps"));
+            }
+            if let Some(r) = self.steps.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+                return Err(format!("every step's rate must be positive, not {r}"));
+            }
+        }
+        if self.interval.is_zero() {
+            return Err("--interval must be more than 0".into());
+        }
+        let intervals = super::timeline::Timeline::intervals_in(self.duration, self.interval);
+        if intervals > super::timeline::MAX_INTERVALS {
+            return Err(format!(
+                "--interval {:?} cuts --duration {:?} into {intervals} intervals, more than the {} allowed: use a longer --interval",
+                self.interval,
+                self.duration,
+                super::timeline::MAX_INTERVALS
             ));
         }
         if self.size == 0 {

@@ -10,6 +10,15 @@
 //! request, reconnect). Deadlines sit in a min-heap with the connection's
 //! generation number; a state change bumps the generation, which voids the
 //! old entry instead of searching the heap for it.
+//!
+//! Every request due in the measured window ends in exactly one of three
+//! counts: completed, failed, or unsent (see [`Stats`]). Open loop follows
+//! wrt2's rule: a slot that passes while its connection is busy, down or
+//! reconnecting is not skipped; the connection sends it as soon as it can,
+//! and its latency runs from the slot's intended time. Slots still unsent
+//! when the run ends are counted as unsent, by why. After the end, the loop
+//! drains: it sends nothing more, but waits (up to `--timeout`) for the
+//! answers of requests already sent, so none is left without an outcome.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,7 +34,8 @@ use super::client::{Client, Sink};
 use super::config::{LoadConfig, RECONNECT_DELAY};
 use super::errors::{ErrorKind, Fault};
 use super::schedule::{Schedule, connect_time};
-use super::stats::Stats;
+use super::stats::{Stats, StepStats};
+use super::timeline::Timeline;
 use super::timerfd::TimerFd;
 
 /// Bytes read from a socket per `read` call.
@@ -45,11 +55,22 @@ const TIMER: Token = Token(usize::MAX);
 pub struct Progress {
     /// Successful requests so far (measured part only).
     pub requests: AtomicU64,
+    /// Responses so far, warmup included: the progress line's rate is the
+    /// change in this over the time between two of its draws.
+    pub answered: AtomicU64,
     /// Errors so far.
     pub errors: AtomicU64,
     /// Connections established so far.
     pub connects: AtomicU64,
 }
+
+/// Not set: the run was not cut short.
+pub const NOT_STOPPED: u64 = u64::MAX;
+
+/// When to stop early (Ctrl-C), shared by every thread: nanoseconds from
+/// the run's start, or [`NOT_STOPPED`]. One instant for all threads, so
+/// that they all measure the same window.
+pub type StopAt = Arc<AtomicU64>;
 
 /// The times every thread shares.
 #[derive(Clone, Copy)]
@@ -85,6 +106,15 @@ struct Conn {
     out_at: usize,
     /// Open loop: the number of this connection's next scheduled request.
     nth: u64,
+    /// Open loop: its first request number in the measured window.
+    first_measured: u64,
+    /// Open loop: its first request number past the measured window.
+    first_after_end: u64,
+    /// The outstanding request is one of the measured window's, and has no
+    /// outcome yet.
+    counted: bool,
+    /// The rate-plan step of the outstanding request.
+    step: usize,
     intended: Instant,
     sent: Instant,
     connect_started: Instant,
@@ -95,7 +125,7 @@ struct Conn {
 pub struct Driver {
     config: Arc<LoadConfig>,
     clock: Clock,
-    schedule: Option<Schedule>,
+    schedule: Option<Arc<Schedule>>,
     poll: Poll,
     timer: TimerFd,
     /// When the timerfd is armed for, to re-arm only when that changes.
@@ -106,7 +136,13 @@ pub struct Driver {
     sink: Sink,
     buf: Vec<u8>,
     progress: Arc<Progress>,
-    published: (u64, u64, u64),
+    published: (u64, u64, u64, u64),
+    /// Responses, warmup included (for the progress line).
+    answered: u64,
+    stop_at: StopAt,
+    interrupted: bool,
+    /// The connections' states were taken at the end (before the drain).
+    ended: bool,
 }
 
 impl Driver {
@@ -117,13 +153,31 @@ impl Driver {
         clock: Clock,
         clients: Vec<(usize, Box<dyn Client>)>,
         progress: Arc<Progress>,
+        stop_at: StopAt,
     ) -> io::Result<Driver> {
-        let schedule = config
-            .open_loop()
-            .map(|(rate, conns)| Schedule::new(clock.measure_from.min(clock.start), rate, conns));
+        let schedule = match config.open_loop() {
+            Some((_, conns)) if !config.steps.is_empty() => Some(Schedule::steps(
+                clock.start,
+                clock.measure_from,
+                config.step_duration,
+                &config.steps,
+                conns,
+            )),
+            Some((rate, conns)) => Some(Schedule::new(clock.start, rate, conns)),
+            None => None,
+        }
+        .map(Arc::new);
         let conns = clients
             .into_iter()
             .map(|(slot, client)| Conn {
+                step: 0,
+                first_measured: schedule
+                    .as_ref()
+                    .map_or(0, |s| s.first_at_or_after(slot, clock.measure_from)),
+                first_after_end: schedule
+                    .as_ref()
+                    .map_or(0, |s| s.first_at_or_after(slot, clock.end)),
+                counted: false,
                 slot,
                 stream: None,
                 state: State::Pending,
@@ -141,6 +195,15 @@ impl Driver {
         let poll = Poll::new()?;
         let timer = TimerFd::new()?;
         timer.register(poll.registry(), TIMER)?;
+        let stats = Stats {
+            timeline: Timeline::new(
+                clock.measure_from,
+                config.interval,
+                Timeline::intervals_in(config.duration, config.interval),
+            ),
+            steps: vec![StepStats::default(); config.steps.len()],
+            ..Stats::default()
+        };
         Ok(Driver {
             config,
             clock,
@@ -150,11 +213,15 @@ impl Driver {
             armed: None,
             conns,
             timers: BinaryHeap::new(),
-            stats: Stats::default(),
+            stats,
             sink: Sink::default(),
             buf: vec![0; READ_BUFFER_BYTES],
             progress,
-            published: (0, 0, 0),
+            published: (0, 0, 0, 0),
+            answered: 0,
+            stop_at,
+            interrupted: false,
+            ended: false,
         })
     }
 
@@ -166,12 +233,24 @@ impl Driver {
             self.set_deadline(i, at);
         }
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let drain_until = self.clock.end + self.config.timeout;
         loop {
+            self.check_stop();
             let now = Instant::now();
-            if now >= self.clock.end {
+            if now >= self.clock.end && !self.ended {
+                self.take_end_states();
+            }
+            if now >= self.clock.end
+                && (self.interrupted || now >= drain_until || !self.answers_due())
+            {
                 break;
             }
-            let wait = (self.clock.end - now).min(MAX_POLL_WAIT);
+            let limit = if now < self.clock.end {
+                self.clock.end
+            } else {
+                drain_until
+            };
+            let wait = (limit - now).min(MAX_POLL_WAIT);
             // The poll's own timeout is in whole milliseconds; the timerfd
             // wakes us on time for the next deadline.
             if let Some(&Reverse((at, _, _))) = self.timers.peek()
@@ -186,16 +265,16 @@ impl Driver {
                 }
                 return Err(e);
             }
-            // Nothing that arrives after the end is looked at: the run is over.
+            // After the end only the answers still due are looked at.
             let ended = Instant::now() >= self.clock.end;
-            for event in events.iter().take_while(|_| !ended) {
+            for event in events.iter() {
                 if event.token() == TIMER {
                     self.timer.drain();
                     self.armed = None;
                     continue;
                 }
                 let i = event.token().0;
-                if i < self.conns.len() {
+                if i < self.conns.len() && (!ended || self.conns[i].state == State::Waiting) {
                     self.ready(
                         i,
                         event.is_writable() || event.is_error() || event.is_write_closed(),
@@ -210,11 +289,45 @@ impl Driver {
         Ok(self.stats)
     }
 
+    /// Whether a measured request still awaits its answer.
+    fn answers_due(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.state == State::Waiting && c.counted)
+    }
+
+    /// Takes in a Ctrl-C: the run ends now, for every thread at the same
+    /// instant, and the measured window with it.
+    fn check_stop(&mut self) {
+        if self.interrupted {
+            return;
+        }
+        let at = self.stop_at.load(Ordering::Relaxed);
+        if at == NOT_STOPPED {
+            return;
+        }
+        self.interrupted = true;
+        // Normally the instant is still ahead (it is set a little in the
+        // future); a thread that was not scheduled in time ends now
+        // instead, so that nothing it already sent falls outside its window.
+        let end = (self.clock.start + Duration::from_nanos(at))
+            .max(Instant::now())
+            .min(self.clock.end);
+        self.clock.end = end;
+        self.stats.ended_at = Some(end);
+        if let Some(s) = self.schedule.clone() {
+            for c in &mut self.conns {
+                c.first_after_end = s.first_at_or_after(c.slot, end).max(c.first_measured);
+            }
+        }
+    }
+
     fn publish(&mut self) {
         let now = (
             self.stats.requests,
             self.stats.errors.total(),
             self.stats.connects,
+            self.answered,
         );
         let p = &self.progress;
         p.requests
@@ -223,22 +336,84 @@ impl Driver {
             .fetch_add(now.1 - self.published.1, Ordering::Relaxed);
         p.connects
             .fetch_add(now.2 - self.published.2, Ordering::Relaxed);
+        p.answered
+            .fetch_add(now.3 - self.published.3, Ordering::Relaxed);
         self.published = now;
     }
 
     fn finish(&mut self) {
-        self.publish();
-        for c in &mut self.conns {
-            match c.state {
-                State::Ready | State::Waiting => self.stats.open_at_end += 1,
-                State::Connecting => self.stats.connecting_at_end += 1,
-                _ => {}
+        let now = Instant::now();
+        self.stats.interrupted = self.interrupted;
+        for i in 0..self.conns.len() {
+            if self.conns[i].state == State::Waiting && self.conns[i].counted {
+                // Interrupted, or its timer had not fired when the drain
+                // ran out: never left without an outcome.
+                let fault = if self.interrupted {
+                    Fault::new(
+                        ErrorKind::Interrupted,
+                        "the run was interrupted before the response came",
+                    )
+                } else {
+                    let t = self.config.timeout;
+                    Fault::new(ErrorKind::Timeout, format!("no response within {t:?}"))
+                };
+                self.count_fault(i, &fault, now);
             }
+        }
+        self.publish();
+        if !self.ended {
+            self.take_end_states();
+        }
+        for c in &mut self.conns {
             if c.client.sends() {
                 self.stats.per_connection.push(c.served);
             }
             if let Some(mut s) = c.stream.take() {
                 let _ = self.poll.registry().deregister(&mut s);
+            }
+        }
+    }
+
+    /// What the connections are doing as the run ends (the drain after it
+    /// changes nothing here): open, connecting, behind their schedule.
+    fn take_end_states(&mut self) {
+        self.ended = true;
+        let schedule = self.schedule.clone();
+        let step_len = self.config.step_duration;
+        let measure_from = self.clock.measure_from;
+        for c in &mut self.conns {
+            if let Some(s) = &schedule
+                && c.client.sends()
+            {
+                let n = self.stats.steps.len();
+                for (i, step) in self.stats.steps.iter_mut().enumerate() {
+                    let lo = s
+                        .first_at_or_after(c.slot, measure_from + step_len * i as u32)
+                        .max(c.first_measured);
+                    let hi = if i + 1 == n {
+                        c.first_after_end
+                    } else {
+                        s.first_at_or_after(c.slot, measure_from + step_len * (i as u32 + 1))
+                            .min(c.first_after_end)
+                    };
+                    step.scheduled += hi.saturating_sub(lo);
+                    step.unsent += hi.saturating_sub(c.nth.max(lo));
+                }
+            }
+            if schedule.is_some() && c.client.sends() {
+                self.stats.scheduled += c.first_after_end.saturating_sub(c.first_measured);
+                let unsent = c
+                    .first_after_end
+                    .saturating_sub(c.nth.max(c.first_measured));
+                match c.state {
+                    State::Ready | State::Waiting => self.stats.unsent_run_ended += unsent,
+                    _ => self.stats.unsent_connection_down += unsent,
+                }
+            }
+            match c.state {
+                State::Ready | State::Waiting => self.stats.open_at_end += 1,
+                State::Connecting => self.stats.connecting_at_end += 1,
+                _ => {}
             }
         }
     }
@@ -283,13 +458,18 @@ impl Driver {
                         Fault::new(ErrorKind::Timeout, format!("no response within {t:?}")),
                     );
                 }
-                State::Ready => self.send(i, now),
-                State::Done => {}
+                State::Ready if now < self.clock.end => self.send(i, now),
+                State::Ready | State::Done => {}
             }
         }
     }
 
     fn open(&mut self, i: usize, now: Instant) {
+        if now >= self.clock.end {
+            // The drain opens nothing.
+            self.conns[i].state = State::Pending;
+            return self.clear_deadline(i);
+        }
         let mut stream = match TcpStream::connect(self.config.target) {
             Ok(s) => s,
             Err(e) => return self.fail(i, Fault::from_io(&e, "connect")),
@@ -312,10 +492,39 @@ impl Driver {
         self.set_deadline(i, now + timeout);
     }
 
+    /// Counts a fault: in the errors, and as the outcome of the
+    /// connection's measured request if one is outstanding.
+    fn count_fault(&mut self, i: usize, fault: &Fault, now: Instant) {
+        self.stats.errors.add(fault);
+        self.stats.timeline.error(now, fault.kind);
+        if let Some(step) = self.step_at(now) {
+            step.errors.add(fault);
+        }
+        let c = &mut self.conns[i];
+        if c.state == State::Waiting && c.counted {
+            c.counted = false;
+            self.stats.failed += 1;
+            self.stats.timeline.failed(now);
+            if let Some(step) = self.stats.steps.get_mut(c.step) {
+                step.failed += 1;
+            }
+        }
+    }
+
+    /// The rate-plan step under way at `now` (none in the warmup or
+    /// without a plan; the last one in the drain).
+    fn step_at(&mut self, now: Instant) -> Option<&mut StepStats> {
+        let since = now.checked_duration_since(self.clock.measure_from)?;
+        let len = self.config.step_duration.as_nanos().max(1);
+        let i = (since.as_nanos() / len) as usize;
+        let last = self.stats.steps.len().checked_sub(1)?;
+        self.stats.steps.get_mut(i.min(last))
+    }
+
     /// Closes the socket and counts the fault; the slot reconnects after a
     /// pause, or, for idle runs, is done.
     fn fail(&mut self, i: usize, fault: Fault) {
-        self.stats.errors.add(&fault);
+        self.count_fault(i, &fault, Instant::now());
         self.drop_stream(i);
         if self.config.reconnects() {
             self.conns[i].state = State::Pending;
@@ -386,15 +595,17 @@ impl Driver {
         if now >= self.clock.end {
             return;
         }
-        match self.schedule {
+        match self.schedule.clone() {
             None => self.send(i, now),
             Some(schedule) => {
                 let c = &mut self.conns[i];
-                // A connection (re)opened late does not burst to catch up:
-                // it skips the slots it could not have used.
-                c.nth = c
-                    .nth
-                    .max(schedule.first_at_or_after(c.slot, c.connect_started));
+                // wrk2's rule: a measured slot that passed while this
+                // connection was busy, down or reconnecting is sent now and
+                // charged from its intended time. Only the warmup's slots
+                // are skipped (they are not counted, so a burst to catch
+                // up on them would only disturb the measured window).
+                let skip_to = now.min(self.clock.measure_from);
+                c.nth = c.nth.max(schedule.first_at_or_after(c.slot, skip_to));
                 let at = schedule.intended(c.slot, c.nth);
                 if at <= now {
                     self.send(i, now);
@@ -406,14 +617,23 @@ impl Driver {
     }
 
     fn send(&mut self, i: usize, now: Instant) {
+        let measure_from = self.clock.measure_from;
         let c = &mut self.conns[i];
-        c.intended = match self.schedule {
+        (c.intended, c.counted) = match self.schedule.as_deref() {
             Some(s) => {
                 let at = s.intended(c.slot, c.nth);
+                c.step = s.step_of(c.slot, c.nth);
+                let counted = c.nth >= c.first_measured && c.nth < c.first_after_end;
                 c.nth += 1;
-                at
+                (at, counted)
             }
-            None => now,
+            None => {
+                let counted = now >= measure_from;
+                if counted {
+                    self.stats.scheduled += 1;
+                }
+                (now, counted)
+            }
         };
         c.sent = now;
         c.client.request(&mut c.out, now);
@@ -540,17 +760,39 @@ impl Driver {
         }
         for f in &sink.soft_faults {
             self.stats.errors.add(f);
+            self.stats.timeline.error(now, f.kind);
+            if let Some(step) = self.step_at(now) {
+                step.errors.add(f);
+            }
         }
         if sink.completed == 0 || self.conns[i].state != State::Waiting {
             return true;
         }
+        self.answered += 1;
         let c = &mut self.conns[i];
-        if sink.soft_faults.is_empty() && c.intended >= measure_from && now <= self.clock.end {
-            self.stats.requests += 1;
-            c.served += 1;
-            self.stats.latency.record(nanos(now - c.intended));
-            if self.schedule.is_some() {
-                self.stats.uncorrected.record(nanos(now - c.sent));
+        if c.counted {
+            c.counted = false;
+            if sink.soft_faults.is_empty() {
+                self.stats.requests += 1;
+                c.served += 1;
+                let latency = nanos(now - c.intended);
+                let uncorrected = nanos(now - c.sent);
+                self.stats.latency.record(latency);
+                self.stats.timeline.completed(now, latency);
+                if self.schedule.is_some() {
+                    self.stats.uncorrected.record(uncorrected);
+                }
+                if let Some(step) = self.stats.steps.get_mut(c.step) {
+                    step.completed += 1;
+                    step.latency.record(latency);
+                    step.uncorrected.record(uncorrected);
+                }
+            } else {
+                self.stats.failed += 1;
+                self.stats.timeline.failed(now);
+                if let Some(step) = self.stats.steps.get_mut(c.step) {
+                    step.failed += 1;
+                }
             }
         }
         c.state = State::Ready;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong with a connection or a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The connection was refused (nothing listening, or the server's
@@ -28,13 +28,16 @@ pub enum ErrorKind {
     /// This machine could not open a connection (out of file descriptors
     /// or local ports).
     Local,
+    /// The run was interrupted (Ctrl-C) while the request awaited its
+    /// response.
+    Interrupted,
     /// Anything else, with its cause.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -42,8 +45,14 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Status,
         ErrorKind::Local,
+        ErrorKind::Interrupted,
         ErrorKind::Other,
     ];
+
+    /// The kind a report names `name`.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
 
     /// The name used in reports.
     pub fn name(self) -> &'static str {
@@ -55,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Status => "status",
             ErrorKind::Local => "local",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Other => "other",
         }
     }
@@ -73,6 +83,8 @@ pub struct Fault {
     pub kind: ErrorKind,
     /// Why, for the report's sample.
     pub cause: String,
+    /// The OS error's name (`ECONNREFUSED`), when an OS error caused it.
+    pub errno: Option<&'static str>,
 }
 
 impl Fault {
@@ -81,6 +93,7 @@ impl Fault {
         Fault {
             kind,
             cause: cause.into(),
+            errno: None,
         }
     }
 
@@ -99,18 +112,75 @@ impl Fault {
             }
             _ => ErrorKind::Other,
         };
-        Fault::new(kind, format!("{context}: {e}"))
+        let errno = e.raw_os_error().and_then(errno_name);
+        let cause = match errno {
+            Some(name) => format!("{context}: {name}: {e}"),
+            None => format!("{context}: {e}"),
+        };
+        Fault { kind, cause, errno }
     }
 }
 
-/// Counts of each kind, with a sample cause.
+/// The symbolic name of an OS error number, for the errors a load
+/// generator meets (sockets, files, memory); `None` for the rest, whose
+/// text still says what happened.
+pub fn errno_name(code: i32) -> Option<&'static str> {
+    let name = match code {
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::EPIPE => "EPIPE",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ENOMEM => "ENOMEM",
+        libc::EAGAIN => "EAGAIN",
+        libc::EINPROGRESS => "EINPROGRESS",
+        libc::EALREADY => "EALREADY",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::EINTR => "EINTR",
+        libc::EINVAL => "EINVAL",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::EBADF => "EBADF",
+        libc::EPROTO => "EPROTO",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::ESHUTDOWN => "ESHUTDOWN",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// Counts of each kind, with a sample cause and counts by OS error.
 #[derive(Debug, Clone, Default)]
 pub struct ErrorTally {
-    kinds: BTreeMap<ErrorKind, (u64, String)>,
+    kinds: BTreeMap<ErrorKind, KindTally>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindTally {
+    count: u64,
+    sample: String,
+    by_errno: BTreeMap<String, u64>,
+}
+
+/// How many errors of one kind one OS error caused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrnoCount {
+    /// The OS error's name (`ECONNRESET`).
+    pub errno: String,
+    /// How many times.
+    pub count: u64,
 }
 
 /// One row of the error report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorCount {
     /// The kind.
     pub kind: ErrorKind,
@@ -118,47 +188,82 @@ pub struct ErrorCount {
     pub count: u64,
     /// The first cause seen.
     pub sample: String,
+    /// The errors of this kind an OS error caused, by its name (empty when
+    /// none did, as for a timeout or a protocol error).
+    pub by_errno: Vec<ErrnoCount>,
 }
 
 impl ErrorTally {
     /// Counts one fault (keeps the first cause of each kind as the sample).
     pub fn add(&mut self, fault: &Fault) {
-        let entry = self
-            .kinds
-            .entry(fault.kind)
-            .or_insert_with(|| (0, fault.cause.clone()));
-        entry.0 += 1;
+        let entry = self.kinds.entry(fault.kind).or_insert_with(|| KindTally {
+            sample: fault.cause.clone(),
+            ..KindTally::default()
+        });
+        entry.count += 1;
+        if let Some(name) = fault.errno {
+            match entry.by_errno.get_mut(name) {
+                Some(n) => *n += 1,
+                None => {
+                    entry.by_errno.insert(name.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    /// Adds `count` errors of `kind` at once, as another report counted
+    /// them (`spindle load merge`).
+    pub fn add_counted(&mut self, row: &ErrorCount) {
+        let entry = self.kinds.entry(row.kind).or_insert_with(|| KindTally {
+            sample: row.sample.clone(),
+            ..KindTally::default()
+        });
+        entry.count += row.count;
+        for c in &row.by_errno {
+            *entry.by_errno.entry(c.errno.clone()).or_default() += c.count;
+        }
     }
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &ErrorTally) {
-        for (kind, (count, sample)) in &other.kinds {
-            let entry = self
-                .kinds
-                .entry(*kind)
-                .or_insert_with(|| (0, sample.clone()));
-            entry.0 += count;
+        for (kind, theirs) in &other.kinds {
+            let entry = self.kinds.entry(*kind).or_insert_with(|| KindTally {
+                sample: theirs.sample.clone(),
+                ..KindTally::default()
+            });
+            entry.count += theirs.count;
+            for (name, n) in &theirs.by_errno {
+                *entry.by_errno.entry(name.clone()).or_default() += n;
+            }
         }
     }
 
     /// How many of `kind`.
     pub fn count(&self, kind: ErrorKind) -> u64 {
-        self.kinds.get(&kind).map_or(0, |e| e.0)
+        self.kinds.get(&kind).map_or(0, |e| e.count)
     }
 
     /// All errors.
     pub fn total(&self) -> u64 {
-        self.kinds.values().map(|e| e.0).sum()
+        self.kinds.values().map(|e| e.count).sum()
     }
 
     /// The kinds that happened, in report order.
     pub fn rows(&self) -> Vec<ErrorCount> {
         self.kinds
             .iter()
-            .map(|(kind, (count, sample))| ErrorCount {
+            .map(|(kind, t)| ErrorCount {
                 kind: *kind,
-                count: *count,
-                sample: sample.clone(),
+                count: t.count,
+                sample: t.sample.clone(),
+                by_errno: t
+                    .by_errno
+                    .iter()
+                    .map(|(errno, &count)| ErrnoCount {
+                        errno: errno.clone(),
+                        count,
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -187,7 +292,8 @@ mod tests {
             ErrorCount {
                 kind: ErrorKind::Reset,
                 count: 3,
-                sample: "first".into()
+                sample: "first".into(),
+                by_errno: Vec::new(),
             }
         );
     }
@@ -203,6 +309,27 @@ mod tests {
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
         let f = Fault::from_io(&emfile, "connect");
         assert_eq!(f.kind, ErrorKind::Local);
-        assert!(f.cause.starts_with("connect: "), "{}", f.cause);
+        assert!(f.cause.starts_with("connect: EMFILE: "), "{}", f.cause);
+        assert_eq!(f.errno, Some("EMFILE"));
+        let mut t = ErrorTally::default();
+        t.add(&Fault::from_io(&reset, "read"));
+        t.add(&Fault::from_io(&pipe, "write"));
+        t.add(&Fault::from_io(&reset, "read"));
+        let rows = t.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].by_errno,
+            vec![
+                ErrnoCount {
+                    errno: "ECONNRESET".into(),
+                    count: 2
+                },
+                ErrnoCount {
+                    errno: "EPIPE".into(),
+                    count: 1
+                }
+            ]
+        );
+        assert!(rows[0].sample.contains("ECONNRESET"), "{}", rows[0].sample);
     }
 }

@@ -48,6 +48,24 @@ impl Latency {
         }
     }
 
+    /// The histogram itself (nanoseconds), for HdrHistogram's files.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
+    /// A latency histogram from another run's (`spindle load merge`),
+    /// with this module's bounds whatever the other's were.
+    pub fn from_histogram(h: &Histogram<u64>) -> Latency {
+        let mut l = Latency::new();
+        for v in h.iter_recorded() {
+            let _ = l.histogram.record_n(
+                v.value_iterated_to().min(MAX_LATENCY_NS),
+                v.count_at_value(),
+            );
+        }
+        l
+    }
+
     /// How many samples.
     pub fn count(&self) -> u64 {
         self.histogram.len()

@@ -28,6 +28,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,19 +37,25 @@ pub mod bench;
 mod chart;
 pub mod chat;
 mod client;
+mod codec;
 pub mod config;
 mod driver;
 pub mod echo;
 pub mod errors;
+pub mod hdrfiles;
 pub mod http;
 pub mod idle;
 pub mod latency;
+pub mod merge;
 mod procstat;
 mod progress;
 pub mod report;
 pub mod rlimit;
 pub mod schedule;
+pub mod search;
 pub mod stats;
+pub mod text;
+pub mod timeline;
 mod timerfd;
 
 pub use client::{Client, Sink};
@@ -59,10 +66,18 @@ pub use report::Report;
 pub use schedule::Schedule;
 pub use stats::{Fairness, Stats};
 
-use driver::{Clock, Driver, Progress};
+use driver::{Clock, Driver, NOT_STOPPED, Progress};
 
 /// How often the progress line is redrawn.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often the stop flag is looked at (Ctrl-C to report).
+const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How far ahead of the Ctrl-C the run's end is set, so that every load
+/// thread (each looks at least every 100 ms) sees it before it passes and
+/// they all end at the same instant.
+const STOP_LEAD: Duration = Duration::from_millis(200);
 
 /// Runs `config` to the end and reports. Errors are only for what stops a
 /// run from starting (bad settings, too few file descriptors, a thread that
@@ -84,10 +99,31 @@ pub struct Window {
 /// that an observer (`spindle bench`'s `/proc` sampler) can read the server
 /// at the window's edges rather than around the whole run.
 pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Result<Report, String> {
+    run_until(config, on_start, &AtomicBool::new(false))
+}
+
+/// [`run_observed`], cut short when `stop` becomes true (a Ctrl-C
+/// handler sets it): the run ends at once, without the drain, and the
+/// report covers what was measured until then, marked interrupted.
+pub fn run_until(
+    config: &LoadConfig,
+    on_start: impl FnOnce(Window),
+    stop: &AtomicBool,
+) -> Result<Report, String> {
     config.validate()?;
     rlimit::ensure_open_files(config.connections as u64 + rlimit::SPARE_FILES)?;
     let config = Arc::new(config.clone());
+    if let Some(at) = config.start_at
+        && !wait_for(at, stop)
+    {
+        let stats = Stats {
+            interrupted: true,
+            ..Stats::default()
+        };
+        return Ok(Report::new(&config, &stats, 0.0));
+    }
     let start = Instant::now();
+    let wall_start = std::time::SystemTime::now();
     let clock = Clock {
         start,
         measure_from: start + config.warmup,
@@ -98,6 +134,7 @@ pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Resul
         end: clock.end,
     });
     let progress = Arc::new(Progress::default());
+    let stop_at = Arc::new(AtomicU64::new(NOT_STOPPED));
     let threads = config.threads.min(config.connections);
     let (done_tx, done_rx) = crossbeam_channel::bounded(threads);
     let mut handles = Vec::with_capacity(threads);
@@ -106,8 +143,14 @@ pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Resul
             .step_by(threads)
             .map(|slot| (slot, client_for(&config, slot, start)))
             .collect();
-        let driver = Driver::new(config.clone(), clock, clients, progress.clone())
-            .map_err(|e| format!("cannot create an event loop: {e}"))?;
+        let driver = Driver::new(
+            config.clone(),
+            clock,
+            clients,
+            progress.clone(),
+            stop_at.clone(),
+        )
+        .map_err(|e| format!("cannot create an event loop: {e}"))?;
         let tx = done_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("spindle-load-{t}"))
@@ -122,8 +165,14 @@ pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Resul
     let mut merged = Stats::default();
     let mut failure = None;
     let mut finished = 0;
+    let mut drawn = Instant::now();
     while finished < threads {
-        match done_rx.recv_timeout(PROGRESS_INTERVAL) {
+        if stop.load(Ordering::Relaxed) && stop_at.load(Ordering::Relaxed) == NOT_STOPPED {
+            let at = start.elapsed() + STOP_LEAD;
+            let at = u64::try_from(at.as_nanos()).unwrap_or(NOT_STOPPED - 1);
+            stop_at.store(at, Ordering::Relaxed);
+        }
+        match done_rx.recv_timeout(STOP_CHECK_INTERVAL) {
             Ok(Ok(stats)) => {
                 merged.merge(&stats);
                 finished += 1;
@@ -133,8 +182,11 @@ pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Resul
                 finished += 1;
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if let Some(l) = line.as_mut() {
+                if let Some(l) = line.as_mut()
+                    && drawn.elapsed() >= PROGRESS_INTERVAL
+                {
                     l.draw(&clock, &progress);
+                    drawn = Instant::now();
                 }
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
@@ -154,7 +206,34 @@ pub fn run_observed(config: &LoadConfig, on_start: impl FnOnce(Window)) -> Resul
     if let Some(f) = failure {
         return Err(f);
     }
-    Ok(Report::new(&config, &merged, config.duration.as_secs_f64()))
+    let measured = match merged.ended_at {
+        Some(end) => end.saturating_duration_since(clock.measure_from),
+        None => config.duration,
+    };
+    let mut report = Report::new(&config, &merged, measured.as_secs_f64());
+    report.measured_from_unix_sec = (wall_start + config.warmup)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(report)
+}
+
+/// Waits until the wall clock reads `at` (`--start-at`); false if `stop`
+/// came first.
+fn wait_for(at: std::time::SystemTime, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(left) = at.duration_since(std::time::SystemTime::now()) else {
+            return true;
+        };
+        if left.is_zero() {
+            return true;
+        }
+        // Waiting for a time is what --start-at asks for; the stop flag is
+        // looked at between naps.
+        thread::sleep(left.min(STOP_CHECK_INTERVAL));
+    }
 }
 
 /// The workload's client for connection `slot`.

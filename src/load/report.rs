@@ -2,14 +2,17 @@
 //! people or serialised as JSON for machines. Every JSON field names its
 //! unit (`_per_sec`, `_us`, `_sec`, `bytes_`); plain counts have none.
 
-use std::fmt::{self, Write as _};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{LoadConfig, Workload};
 use super::errors::{ErrorCount, ErrorKind};
-use super::latency::LatencySummary;
+use super::latency::{Latency, LatencySummary};
 use super::stats::{Fairness, Stats};
+use super::timeline::Timeline;
 
 /// Below this fraction of the requested rate, the report warns that the
 /// open-loop target was not reached.
@@ -28,6 +31,12 @@ pub struct Report {
     pub threads: usize,
     /// `closed_loop`, `open_loop`, or `idle` (probes on a fixed schedule).
     pub mode: String,
+    /// Ctrl-C cut the run short: everything covers the time measured
+    /// until then (`duration_sec`).
+    pub interrupted: bool,
+    /// When the measured time began, in seconds since the Unix epoch (so
+    /// that reports of several loaders can be aligned).
+    pub measured_from_unix_sec: f64,
     /// The measured time.
     pub duration_sec: f64,
     /// The warmup before it (not counted).
@@ -37,6 +46,8 @@ pub struct Report {
     pub requests: u64,
     /// `requests / duration_sec`.
     pub requests_per_sec: f64,
+    /// Every request due in the measured time, and what became of it.
+    pub accounting: Accounting,
     /// Request latency (open loop: from the intended send time, corrected
     /// for coordinated omission).
     pub latency_us: LatencySummary,
@@ -70,6 +81,224 @@ pub struct Report {
     pub idle: Option<IdleReport>,
     /// Things the reader must know (a missed rate, starved connections).
     pub warnings: Vec<String>,
+    /// A rate plan's steps (`--rate A..B --steps N`), empty otherwise.
+    pub steps: Vec<Step>,
+    /// The timeline's interval.
+    pub interval_sec: f64,
+    /// The measured time, interval by interval.
+    pub timeline: Vec<Interval>,
+    /// The histograms and per-connection counts behind the figures, so
+    /// that `spindle load merge` adds histograms instead of averaging
+    /// percentiles.
+    pub raw: Raw,
+    /// The histograms behind the figures, for `--hlog` and `--hgrm`.
+    #[serde(skip)]
+    pub histograms: Arc<Histograms>,
+}
+
+/// A report's histograms as text ([`super::codec::ENCODING`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Raw {
+    /// How the histograms are encoded.
+    pub encoding: String,
+    /// Request latency (corrected in open loop).
+    pub latency: String,
+    /// Open loop: latency from the actual send time.
+    pub uncorrected: String,
+    /// Connect latency.
+    pub connect: String,
+    /// Chat: delivery latency.
+    pub delivery: String,
+    /// Requests each sending connection completed.
+    pub requests_per_connection: Vec<u64>,
+    /// Each timeline interval's latency (two significant digits).
+    pub timeline: Vec<String>,
+}
+
+/// Every request due in the measured time is in exactly one of
+/// `completed`, `failed` and `unsent`: `scheduled = completed + failed +
+/// unsent`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// Requests due: open loop, the schedule's slots in the measured time;
+    /// closed loop and chat without `--rate`, the requests sent in it.
+    pub scheduled: u64,
+    /// Answered successfully (`requests`).
+    pub completed: u64,
+    /// Sent and failed: timed out, reset, closed, a protocol error or a
+    /// bad status, or interrupted by Ctrl-C.
+    pub failed: u64,
+    /// Due but never sent (open loop only), for either reason below.
+    pub unsent: u64,
+    /// Unsent: the connection was not established when the run ended
+    /// (refused, reconnecting).
+    pub unsent_connection_down: u64,
+    /// Unsent: the connection was up but behind its schedule (catching up
+    /// after a stall) when the run ended.
+    pub unsent_run_ended: u64,
+}
+
+impl Accounting {
+    /// Whether the identity holds.
+    pub fn balanced(&self) -> bool {
+        self.scheduled == self.completed + self.failed + self.unsent
+    }
+}
+
+/// One step of a rate plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The step's rate.
+    pub requested_rate_per_sec: f64,
+    /// Its start, from the end of the warmup.
+    pub start_sec: f64,
+    /// Its length (an interrupted run's last may be shorter).
+    pub duration_sec: f64,
+    /// What became of the step's slots.
+    pub accounting: Accounting,
+    /// `completed / duration_sec`.
+    pub achieved_rate_per_sec: f64,
+    /// From each request's intended send time.
+    pub corrected_latency_us: LatencySummary,
+    /// From each request's actual send time.
+    pub uncorrected_latency_us: LatencySummary,
+    /// Errors during the step.
+    pub errors_total: u64,
+    /// By kind.
+    pub errors: Vec<ErrorCount>,
+}
+
+/// One interval of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interval {
+    /// Its start, from the end of the warmup.
+    pub start_sec: f64,
+    /// Its length (the last may be shorter).
+    pub duration_sec: f64,
+    /// Requests completed in it.
+    pub requests: u64,
+    /// Requests failed in it.
+    pub failed: u64,
+    /// Errors in it, by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency of the requests completed in it (corrected in open loop;
+    /// two significant digits).
+    pub latency_us: IntervalLatency,
+}
+
+/// An interval's latency, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IntervalLatency {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// The run's histograms (not in the JSON: see `--hlog` and `--hgrm`).
+#[derive(Clone, Default)]
+pub struct Histograms {
+    /// Request latency, in nanoseconds (corrected in open loop).
+    pub latency: Latency,
+    /// The same, interval by interval.
+    pub timeline: Timeline,
+}
+
+impl Raw {
+    /// The histograms of `stats`, the timeline cut at `measured_sec`.
+    pub fn of(stats: &Stats, measured_sec: f64) -> Raw {
+        let n = intervals_of(&stats.timeline, measured_sec).len();
+        Raw {
+            encoding: super::codec::ENCODING.to_string(),
+            latency: super::codec::encode(stats.latency.histogram()),
+            uncorrected: super::codec::encode(stats.uncorrected.histogram()),
+            connect: super::codec::encode(stats.connect.histogram()),
+            delivery: super::codec::encode(stats.delivery.histogram()),
+            requests_per_connection: stats.per_connection.clone(),
+            timeline: stats
+                .timeline
+                .intervals()
+                .iter()
+                .take(n)
+                .map(|(_, _, b)| super::codec::encode(&b.latency))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for Histograms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Histograms({} samples)", self.latency.count())
+    }
+}
+
+/// A rate plan's steps, those begun in the measured time.
+fn steps_of(config: &LoadConfig, stats: &Stats, measured_sec: f64) -> Vec<Step> {
+    let len = config.step_duration.as_secs_f64();
+    config
+        .steps
+        .iter()
+        .zip(&stats.steps)
+        .enumerate()
+        .map(|(i, (&rate, st))| (i as f64 * len, rate, st))
+        .take_while(|(start, _, _)| *start < measured_sec || *start == 0.0)
+        .map(|(start, rate, st)| {
+            let duration = len.min(measured_sec - start).max(1e-9);
+            Step {
+                requested_rate_per_sec: rate,
+                start_sec: start,
+                duration_sec: duration,
+                accounting: Accounting {
+                    scheduled: st.scheduled,
+                    completed: st.completed,
+                    failed: st.failed,
+                    unsent: st.unsent,
+                    ..Accounting::default()
+                },
+                achieved_rate_per_sec: st.completed as f64 / duration,
+                corrected_latency_us: st.latency.summary(),
+                uncorrected_latency_us: st.uncorrected.summary(),
+                errors_total: st.errors.total(),
+                errors: st.errors.rows(),
+            }
+        })
+        .collect()
+}
+
+/// The timeline's intervals, cut at the measured time.
+pub(crate) fn intervals_of(timeline: &Timeline, measured_sec: f64) -> Vec<Interval> {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    timeline
+        .intervals()
+        .into_iter()
+        .take_while(|(start, _, _)| start.as_secs_f64() < measured_sec || start.is_zero())
+        .map(|(start, len, b)| {
+            let start_sec = start.as_secs_f64();
+            let latency_us = if b.latency.is_empty() {
+                IntervalLatency::default()
+            } else {
+                IntervalLatency {
+                    p50: us(b.latency.value_at_quantile(0.5)),
+                    p99: us(b.latency.value_at_quantile(0.99)),
+                    max: us(b.latency.max()),
+                }
+            };
+            Interval {
+                start_sec,
+                duration_sec: len.as_secs_f64().min((measured_sec - start_sec).max(0.0)),
+                requests: b.completed,
+                failed: b.failed,
+                errors: b
+                    .errors
+                    .iter()
+                    .map(|(k, n)| (k.name().to_string(), *n))
+                    .collect(),
+                latency_us,
+            }
+        })
+        .collect()
 }
 
 /// The open-loop part of a report.
@@ -130,7 +359,7 @@ impl Report {
             (Workload::Idle, _) | (_, None) => None,
             (_, Some(rate)) => {
                 let achieved = per_sec(stats.requests);
-                if achieved < rate * RATE_SHORTFALL {
+                if achieved < rate * RATE_SHORTFALL && !stats.interrupted {
                     warnings.push(format!(
                         "achieved {achieved:.1} requests/s, short of the {rate:.1} requested: \
                          the server (or this generator) cannot keep up; latencies count the wait"
@@ -152,6 +381,32 @@ impl Report {
         }
         if stats.requests == 0 && fairness.connections > 0 {
             warnings.push("no request succeeded".to_string());
+        }
+        let accounting = Accounting {
+            scheduled: stats.scheduled,
+            completed: stats.requests,
+            failed: stats.failed,
+            unsent: stats.unsent(),
+            unsent_connection_down: stats.unsent_connection_down,
+            unsent_run_ended: stats.unsent_run_ended,
+        };
+        if !accounting.balanced() {
+            warnings.push(format!(
+                "the accounting does not add up ({} scheduled, {} completed, {} failed, {} unsent): \
+                 a bug in spindle load, please report it",
+                accounting.scheduled, accounting.completed, accounting.failed, accounting.unsent
+            ));
+        }
+        if accounting.unsent > 0 {
+            warnings.push(format!(
+                "{} of the {} requests due were never sent: see unsent",
+                accounting.unsent, accounting.scheduled
+            ));
+        }
+        if stats.interrupted {
+            warnings.push(format!(
+                "interrupted: the figures cover the {measured_sec:.2} s measured before Ctrl-C"
+            ));
         }
         let chat = (config.workload == Workload::Chat).then(|| ChatReport {
             senders: config.senders,
@@ -180,10 +435,13 @@ impl Report {
                 (_, None) => "closed_loop",
             }
             .to_string(),
+            interrupted: stats.interrupted,
+            measured_from_unix_sec: 0.0,
             duration_sec: measured_sec,
             warmup_sec: config.warmup.as_secs_f64(),
             requests: stats.requests,
             requests_per_sec: per_sec(stats.requests),
+            accounting,
             latency_us: latency,
             open_loop,
             connect_latency_us: stats.connect.summary(),
@@ -200,6 +458,14 @@ impl Report {
             chat,
             idle,
             warnings,
+            steps: steps_of(config, stats, measured_sec),
+            interval_sec: stats.timeline.interval().as_secs_f64(),
+            timeline: intervals_of(&stats.timeline, measured_sec),
+            raw: Raw::of(stats, measured_sec),
+            histograms: Arc::new(Histograms {
+                latency: stats.latency.clone(),
+                timeline: stats.timeline.clone(),
+            }),
         }
     }
 
@@ -215,181 +481,6 @@ impl Report {
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-}
-
-/// `p50 12.3 us  p90 ...` for a latency line.
-fn latency_line(l: &LatencySummary) -> String {
-    if l.count == 0 {
-        return "no samples".to_string();
-    }
-    format!(
-        "p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (mean {}, stdev {}, {} samples)",
-        us(l.p50),
-        us(l.p90),
-        us(l.p99),
-        us(l.p99_9),
-        us(l.p99_99),
-        us(l.max),
-        us(l.mean),
-        us(l.stdev),
-        l.count
-    )
-}
-
-/// Microseconds with a readable unit.
-fn us(v: f64) -> String {
-    if v >= 1_000_000.0 {
-        format!("{:.2} s", v / 1_000_000.0)
-    } else if v >= 1000.0 {
-        format!("{:.2} ms", v / 1000.0)
-    } else {
-        format!("{v:.1} us")
-    }
-}
-
-/// Bytes with a binary unit.
-fn bytes(v: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = v;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        let threads = if self.threads == 1 {
-            "thread"
-        } else {
-            "threads"
-        };
-        let _ = writeln!(
-            s,
-            "{} load on {}: {} connections, {} {threads}, {:.2} s measured ({}, warmup {:.2} s)",
-            self.workload,
-            self.target,
-            self.connections,
-            self.threads,
-            self.duration_sec,
-            self.mode.replace('_', " "),
-            self.warmup_sec
-        );
-        let what = match self.workload.as_str() {
-            "chat" => "lines sent",
-            "idle" => "probes",
-            _ => "requests",
-        };
-        let _ = writeln!(
-            s,
-            "  {what:<12} {} ({:.1}/s)",
-            self.requests, self.requests_per_sec
-        );
-        match &self.open_loop {
-            Some(o) => {
-                let _ = writeln!(
-                    s,
-                    "  rate         requested {:.1}/s, achieved {:.1}/s",
-                    o.requested_rate_per_sec, o.achieved_rate_per_sec
-                );
-                let _ = writeln!(
-                    s,
-                    "  latency      {}",
-                    latency_line(&o.corrected_latency_us)
-                );
-                let _ = writeln!(
-                    s,
-                    "  uncorrected  {}",
-                    latency_line(&o.uncorrected_latency_us)
-                );
-            }
-            None => {
-                let _ = writeln!(s, "  latency      {}", latency_line(&self.latency_us));
-            }
-        }
-        if let Some(c) = &self.chat {
-            let _ = writeln!(
-                s,
-                "  delivered    {} lines ({:.1} lines/s) from {} senders",
-                c.lines_delivered, c.lines_delivered_per_sec, c.senders
-            );
-            let _ = writeln!(s, "  delivery     {}", latency_line(&c.delivery_latency_us));
-        }
-        let _ = writeln!(
-            s,
-            "  connect      {}",
-            latency_line(&self.connect_latency_us)
-        );
-        let _ = writeln!(
-            s,
-            "  connections  {} established, {} open and {} still connecting at the end",
-            self.connections_established,
-            self.connections_open_at_end,
-            self.connections_connecting_at_end
-        );
-        if let Some(i) = &self.idle {
-            let _ = writeln!(
-                s,
-                "  idle         {} established, {} refused, {} reset, {} timed out, {} closed by the server, {} held and {} still connecting at the end",
-                i.established,
-                i.refused,
-                i.reset,
-                i.timed_out,
-                i.closed,
-                i.held_at_end,
-                i.connecting_at_end
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  bytes        sent {} ({}/s), received {} ({}/s)",
-            bytes(self.sent_bytes as f64),
-            bytes(self.sent_bytes_per_sec),
-            bytes(self.received_bytes as f64),
-            bytes(self.received_bytes_per_sec)
-        );
-        let fr = &self.fairness;
-        if fr.connections > 0 {
-            let _ = writeln!(
-                s,
-                "  fairness     {what} per connection: min {}, median {}, max {}; {} of {} connections got none",
-                fr.requests_per_connection_min,
-                fr.requests_per_connection_median,
-                fr.requests_per_connection_max,
-                fr.connections_without_service,
-                fr.connections
-            );
-        }
-        if self.errors.is_empty() {
-            let _ = writeln!(s, "  errors       none");
-        } else {
-            let _ = writeln!(
-                s,
-                "  errors       {} in all (warmup included)",
-                self.errors_total
-            );
-            for e in &self.errors {
-                let _ = writeln!(
-                    s,
-                    "    {:<10} {:>8}  e.g. {}",
-                    e.kind.name(),
-                    e.count,
-                    e.sample
-                );
-            }
-        }
-        for w in &self.warnings {
-            let _ = writeln!(s, "  warning: {w}");
-        }
-        f.write_str(&s)
     }
 }
 
@@ -452,7 +543,7 @@ mod tests {
             "us",
             "reset",
             "Connection reset by peer",
-            "got none",
+            "2 of 4 connections got none",
             "KiB",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
@@ -493,5 +584,34 @@ mod tests {
         let r = Report::new(&config(Workload::Echo, None), &Stats::default(), 1.0);
         assert!(!r.succeeded());
         assert!(r.to_string().contains("errors       none"));
+    }
+
+    #[test]
+    fn the_accounting_is_shown_and_checked() {
+        let mut s = stats();
+        s.scheduled = 1010;
+        s.failed = 4;
+        s.unsent_connection_down = 5;
+        s.unsent_run_ended = 1;
+        let r = Report::new(&config(Workload::Echo, Some(505.0)), &s, 2.0);
+        assert!(r.accounting.balanced(), "{r}");
+        let text = r.to_string();
+        assert!(
+            text.contains("1010 scheduled = 1000 completed + 4 failed + 6 unsent"),
+            "{text}"
+        );
+        assert!(text.contains("5 connection down, 1 run ended"), "{text}");
+        assert!(r.warnings.iter().any(|w| w.contains("6 of the 1010")));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["accounting"]["unsent_connection_down"], 5);
+        // A count that went missing is reported, not hidden.
+        s.scheduled = 1011;
+        let r = Report::new(&config(Workload::Echo, Some(505.0)), &s, 2.0);
+        assert!(!r.accounting.balanced());
+        assert!(r.warnings.iter().any(|w| w.contains("does not add up")));
+        assert!(
+            text.lines()
+                .all(|l| l.chars().count() <= crate::load::text::WIDTH)
+        );
     }
 }

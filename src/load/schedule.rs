@@ -11,12 +11,21 @@
 
 use std::time::{Duration, Instant};
 
-/// Requests per second across all connections, and how they are spread.
-#[derive(Debug, Clone, Copy)]
+/// Requests per second across all connections, and how they are spread:
+/// one constant rate, or a plan of constant-rate steps (`--rate A..B
+/// --steps N`), each step a segment of the schedule.
+#[derive(Debug, Clone)]
 pub struct Schedule {
+    connections: usize,
+    segments: Vec<Segment>,
+}
+
+/// One constant-rate stretch: global slot `first_k` falls at `start`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
     start: Instant,
     rate_per_sec: f64,
-    connections: usize,
+    first_k: u64,
 }
 
 impl Schedule {
@@ -24,33 +33,90 @@ impl Schedule {
     /// `rate_per_sec` must be positive and `connections` at least 1.
     pub fn new(start: Instant, rate_per_sec: f64, connections: usize) -> Self {
         Schedule {
-            start,
-            rate_per_sec: rate_per_sec.max(f64::MIN_POSITIVE),
             connections: connections.max(1),
+            segments: vec![Segment {
+                start,
+                rate_per_sec: rate_per_sec.max(f64::MIN_POSITIVE),
+                first_k: 0,
+            }],
         }
+    }
+
+    /// Steps: `rates[0]` from `start` until `steps_from + step`, then each
+    /// next rate for one `step` (the last one on to the end).
+    pub fn steps(
+        start: Instant,
+        steps_from: Instant,
+        step: Duration,
+        rates: &[f64],
+        connections: usize,
+    ) -> Self {
+        let mut s = Schedule::new(start, rates.first().copied().unwrap_or(1.0), connections);
+        for (i, &rate) in rates.iter().enumerate().skip(1) {
+            let at = steps_from + step * i as u32;
+            let last = *s.segments.last().unwrap_or(&s.segments[0]);
+            let span = at.saturating_duration_since(last.start).as_secs_f64();
+            // The first slot at or after `at` in the previous segment.
+            let k = last.first_k + (span * last.rate_per_sec - 1e-9).ceil().max(0.0) as u64;
+            s.segments.push(Segment {
+                start: at,
+                rate_per_sec: rate.max(f64::MIN_POSITIVE),
+                first_k: k,
+            });
+        }
+        s
+    }
+
+    fn segment_of_k(&self, k: u64) -> (usize, &Segment) {
+        let i = self
+            .segments
+            .partition_point(|s| s.first_k <= k)
+            .saturating_sub(1);
+        (i, &self.segments[i])
+    }
+
+    fn segment_at(&self, t: Instant) -> &Segment {
+        let i = self
+            .segments
+            .partition_point(|s| s.start <= t)
+            .saturating_sub(1);
+        &self.segments[i]
     }
 
     /// When connection `conn` should send its `nth` request (both from 0).
     pub fn intended(&self, conn: usize, nth: u64) -> Instant {
-        let k = nth as f64 * self.connections as f64 + conn as f64;
-        self.start + secs(k / self.rate_per_sec)
+        let k = nth
+            .saturating_mul(self.connections as u64)
+            .saturating_add(conn as u64);
+        let (_, seg) = self.segment_of_k(k);
+        seg.start + secs((k - seg.first_k) as f64 / seg.rate_per_sec)
     }
 
-    /// The time between two requests of one connection.
+    /// Which step (segment) connection `conn`'s `nth` request belongs to.
+    pub fn step_of(&self, conn: usize, nth: u64) -> usize {
+        let k = nth
+            .saturating_mul(self.connections as u64)
+            .saturating_add(conn as u64);
+        self.segment_of_k(k).0
+    }
+
+    /// The time between two requests of one connection (the first step's).
     pub fn interval(&self) -> Duration {
-        secs(self.connections as f64 / self.rate_per_sec)
+        secs(self.connections as f64 / self.segments[0].rate_per_sec)
     }
 
     /// The first request number of `conn` intended at or after `t`, so that
     /// a connection (re)opened late skips the slots it could not have used
     /// instead of bursting to catch up.
     pub fn first_at_or_after(&self, conn: usize, t: Instant) -> u64 {
-        let elapsed = t.saturating_duration_since(self.start).as_secs_f64();
-        let k = elapsed * self.rate_per_sec - conn as f64;
+        let seg = self.segment_at(t);
+        let elapsed = t.saturating_duration_since(seg.start).as_secs_f64();
+        // The epsilon keeps float noise from skipping a slot we are exactly on.
+        let k_t = seg.first_k as f64 + (elapsed * seg.rate_per_sec - 1e-9).ceil().max(0.0);
+        let k = k_t - conn as f64;
         if k <= 0.0 {
             return 0;
         }
-        // The epsilon keeps float noise from skipping a slot we are exactly on.
         (k / self.connections as f64 - 1e-9).ceil() as u64
     }
 }
@@ -123,6 +189,30 @@ mod tests {
         assert_eq!(
             connect_time(t0, 500, Some(1000.0)) - t0,
             Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn steps_change_the_rate_at_their_boundaries() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // 100/s over 1 connection until 1 s, then 1000/s, then 10/s.
+        let s = Schedule::steps(t0, t0, ms(1000), &[100.0, 1000.0, 10.0], 1);
+        assert!((s.intended(0, 99) - t0).abs_diff(ms(990)) < Duration::from_micros(1));
+        assert!((s.intended(0, 100) - t0).abs_diff(ms(1000)) < Duration::from_micros(1));
+        assert!((s.intended(0, 101) - t0).abs_diff(ms(1001)) < Duration::from_micros(1));
+        assert!((s.intended(0, 1100) - t0).abs_diff(ms(2000)) < Duration::from_micros(1));
+        assert!((s.intended(0, 1101) - t0).abs_diff(ms(2100)) < Duration::from_micros(1));
+        assert_eq!(s.step_of(0, 99), 0);
+        assert_eq!(s.step_of(0, 100), 1);
+        assert_eq!(s.step_of(0, 1100), 2);
+        assert_eq!(s.first_at_or_after(0, t0 + ms(1000)), 100);
+        assert_eq!(s.first_at_or_after(0, t0 + ms(2000)), 1100);
+        assert_eq!(s.first_at_or_after(0, t0 + ms(2050)), 1101);
+        // Slots per step, as the report counts them.
+        assert_eq!(
+            s.first_at_or_after(0, t0 + ms(2000)) - s.first_at_or_after(0, t0 + ms(1000)),
+            1000
         );
     }
 

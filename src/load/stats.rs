@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::errors::ErrorTally;
 use super::latency::Latency;
+use super::timeline::Timeline;
 
 /// Counts and histograms of one thread (or, merged, of the run).
 #[derive(Clone, Default)]
@@ -19,8 +20,30 @@ pub struct Stats {
     pub delivery: Latency,
     /// Failures by kind (the whole run, warmup included).
     pub errors: ErrorTally,
-    /// Successful requests in the measured part.
+    /// Requests due in the measured part: open loop, the schedule's slots
+    /// in it; closed loop, the requests sent in it.
+    pub scheduled: u64,
+    /// Successful requests in the measured part (the completed ones).
     pub requests: u64,
+    /// Requests of the measured part that were sent and failed (timeout,
+    /// reset, close, protocol error, bad status, interrupted).
+    pub failed: u64,
+    /// Open loop: slots of the measured part never sent because their
+    /// connection was not established when the run ended.
+    pub unsent_connection_down: u64,
+    /// Open loop: slots of the measured part never sent because their
+    /// connection, behind its schedule (catching up after a stall), ran
+    /// out of time.
+    pub unsent_run_ended: u64,
+    /// Per interval of the measured part.
+    pub timeline: Timeline,
+    /// The run was cut short (Ctrl-C).
+    pub interrupted: bool,
+    /// When an interrupted run's measured window ended (the latest of the
+    /// threads').
+    pub ended_at: Option<std::time::Instant>,
+    /// A rate plan's steps (`--steps`), each with its own accounting.
+    pub steps: Vec<StepStats>,
     /// Requests each sending connection completed in the measured part.
     pub per_connection: Vec<u64>,
     /// Bytes written in the measured part.
@@ -39,6 +62,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Requests due but never sent, for every reason.
+    pub fn unsent(&self) -> u64 {
+        self.unsent_connection_down + self.unsent_run_ended
+    }
+
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &Stats) {
         self.latency.merge(&other.latency);
@@ -46,7 +74,20 @@ impl Stats {
         self.connect.merge(&other.connect);
         self.delivery.merge(&other.delivery);
         self.errors.merge(&other.errors);
+        self.scheduled += other.scheduled;
         self.requests += other.requests;
+        self.failed += other.failed;
+        self.unsent_connection_down += other.unsent_connection_down;
+        self.unsent_run_ended += other.unsent_run_ended;
+        self.timeline.merge(&other.timeline);
+        self.interrupted |= other.interrupted;
+        if self.steps.len() < other.steps.len() {
+            self.steps.resize(other.steps.len(), StepStats::default());
+        }
+        for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
+            mine.merge(theirs);
+        }
+        self.ended_at = self.ended_at.max(other.ended_at);
         self.per_connection.extend_from_slice(&other.per_connection);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
@@ -54,6 +95,38 @@ impl Stats {
         self.delivered += other.delivered;
         self.open_at_end += other.open_at_end;
         self.connecting_at_end += other.connecting_at_end;
+    }
+}
+
+/// What one step of a rate plan measured: its requests are those whose
+/// slot falls in it, its errors those that struck during it.
+#[derive(Clone, Default)]
+pub struct StepStats {
+    /// Slots in the step.
+    pub scheduled: u64,
+    /// Answered successfully.
+    pub completed: u64,
+    /// Sent and failed.
+    pub failed: u64,
+    /// Never sent.
+    pub unsent: u64,
+    /// Latency from the intended send time.
+    pub latency: Latency,
+    /// Latency from the actual send time.
+    pub uncorrected: Latency,
+    /// Errors during the step.
+    pub errors: ErrorTally,
+}
+
+impl StepStats {
+    fn merge(&mut self, o: &StepStats) {
+        self.scheduled += o.scheduled;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.unsent += o.unsent;
+        self.latency.merge(&o.latency);
+        self.uncorrected.merge(&o.uncorrected);
+        self.errors.merge(&o.errors);
     }
 }
 
