@@ -27,8 +27,10 @@ use crate::protocol::{Addr, Protocol};
 /// A closure run on a connection's owner with its protocol and transport.
 pub(crate) type OwnerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
 
-/// A timer's closure. Timers never leave the owner, so need not be `Send`.
-pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport)>;
+/// A timer's closure. `Send`, like everything a [`Transport`] holds, so a
+/// connection (its protocol, transport and core) may move between threads
+/// between two callbacks.
+pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
 
 /// A message in a connection's inbox.
 pub(crate) enum Command {
@@ -286,7 +288,7 @@ impl Transport {
     pub fn call_later<P, F>(&mut self, delay: Duration, f: F) -> TimerId
     where
         P: Protocol,
-        F: FnOnce(&mut P, &mut Transport) + 'static,
+        F: FnOnce(&mut P, &mut Transport) + Send + 'static,
     {
         let id = TimerId(self.next_timer);
         self.next_timer += 1;

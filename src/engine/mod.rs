@@ -51,6 +51,7 @@ use std::time::Duration;
 
 mod acceptor;
 mod connection;
+pub(crate) mod core;
 mod pool;
 mod process;
 mod reactor;
