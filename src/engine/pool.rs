@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::connection::{ConnEnv, panic_message, serve_accepted};
+use super::connection::{ConnEnv, serve_accepted};
+use super::core::panic_message;
 use super::registry::Registry;
 use super::server::Service;
 use super::stream::Stream;

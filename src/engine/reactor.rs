@@ -59,7 +59,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::connection::panic_message;
+use super::core::panic_message;
 use super::pool::refuse;
 use super::server::Service;
 use super::stream::Stream;

@@ -26,7 +26,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::connection::{ConnEnv, panic_message, serve_accepted};
+use super::connection::{ConnEnv, serve_accepted};
+use super::core::panic_message;
 use super::pool::refuse;
 use super::registry::Registry;
 use super::server::Service;
