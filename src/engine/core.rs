@@ -169,8 +169,14 @@ impl Core {
         }
     }
 
-    /// The transport, for drivers that set it up or read its facts.
-    pub(crate) fn transport(&mut self) -> &mut Transport {
+    /// The transport, to read its facts.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The transport, for drivers (and tests) that reach it outside a
+    /// callback.
+    pub(crate) fn transport_mut(&mut self) -> &mut Transport {
         &mut self.transport
     }
 
@@ -236,6 +242,7 @@ impl Core {
         max: usize,
     ) -> Result<(), End> {
         self.still_open()?;
+        self.pick_up_inbox();
         let mut next = first;
         let mut ran = 0;
         loop {
@@ -397,13 +404,19 @@ impl Core {
         {
             return self.end(end);
         }
-        if self.inbox.is_none() && self.transport.has_inbox() {
-            self.inbox = self.transport.take_inbox();
-        }
+        self.pick_up_inbox();
         match self.transport.closing() {
             Closing::No => Ok(()),
             Closing::Lose => self.end(End::clean(Reason::Done)),
             Closing::Abort => self.end(End::abort(Reason::Aborted)),
+        }
+    }
+
+    /// Takes the inbox once a handle exists (the core does after every
+    /// callback; a driver whose handle was made outside one calls this).
+    pub(crate) fn pick_up_inbox(&mut self) {
+        if self.inbox.is_none() && self.transport.has_inbox() {
+            self.inbox = self.transport.take_inbox();
         }
     }
 

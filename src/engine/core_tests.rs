@@ -195,7 +195,7 @@ fn a_panic_in_each_kind_of_callback_aborts_only_this_connection() {
     // an inbox closure
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
-    let h: ConnHandle = c.transport().handle();
+    let h: ConnHandle = c.transport_mut().handle();
     c.received(&mut p, b"x\n", Instant::now()).unwrap();
     h.call(|_: &mut Script, _| panic!("in a closure")).unwrap();
     let end = c.commands(&mut p, None, 8).unwrap_err();
@@ -203,7 +203,7 @@ fn a_panic_in_each_kind_of_callback_aborts_only_this_connection() {
     // a timer
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
-    c.transport()
+    c.transport_mut()
         .call_later(Duration::ZERO, |_: &mut Script, _| panic!("in a timer"));
     let end = c.due(&mut p, Instant::now() + Duration::from_millis(1));
     assert_eq!(end, Err(End::abort(Reason::Panicked("in a timer".into()))));
@@ -238,7 +238,7 @@ fn a_batch_runs_in_order_and_stops_at_a_close() {
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
     take(&mut c);
-    let h = c.transport().handle();
+    let h = c.transport_mut().handle();
     c.received(&mut p, b"x\n", Instant::now()).unwrap();
     take(&mut c);
     h.write("a").unwrap();
@@ -259,7 +259,7 @@ fn a_batch_is_bounded_and_starts_with_the_received_command() {
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
     take(&mut c);
-    let h = c.transport().handle();
+    let h = c.transport_mut().handle();
     c.received(&mut p, b"x\n", Instant::now()).unwrap();
     take(&mut c);
     for i in 0..5 {
