@@ -360,11 +360,6 @@ impl Core {
         }
     }
 
-    /// Whether `connection_lost` ran.
-    pub(crate) fn is_lost(&self) -> bool {
-        self.lost
-    }
-
     /// Runs one callback, then applies the rules.
     fn event(
         &mut self,

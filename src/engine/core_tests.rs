@@ -217,7 +217,7 @@ fn a_panic_in_each_kind_of_callback_aborts_only_this_connection() {
     }
     let mut c = core();
     c.lost(&mut Grumpy, &Reason::Done);
-    assert!(c.is_lost());
+    assert_eq!(c.ended(), Some(&End::clean(Reason::Done)));
 }
 
 #[test]

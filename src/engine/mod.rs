@@ -55,6 +55,7 @@ pub(crate) mod core;
 mod pool;
 mod process;
 mod reactor;
+mod reactor_conn;
 mod registry;
 mod server;
 mod stopper;
