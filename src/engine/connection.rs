@@ -22,7 +22,6 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -31,12 +30,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::ServerConfig;
-use super::core::{Control, Core, End, panic_message};
+use super::admission::Admission;
+use super::core::{Control, Core, End};
 use super::registry::Registry;
 use super::stopper::Stopper;
 use super::stream::Stream;
 use crate::log::{ContextGuard, connection_context};
-use crate::protocol::{Addr, Factory, Protocol, Reason};
+use crate::protocol::{Addr, Protocol, Reason};
 use crate::transport::{Command, ConnInfo, EngineHints, OwnerLink, Transport};
 
 /// Inbox commands an owner runs before it writes their output: a burst of
@@ -93,43 +93,23 @@ impl OwnerLink for ThreadLink {
     }
 }
 
-/// Builds a protocol for a freshly accepted connection with `factory` and
-/// serves it to the end on the calling thread. A refusal is logged and
-/// told to the peer (if it has words); a panicking `build_protocol` costs
-/// only this connection.
+/// Builds a protocol for a freshly admitted connection through
+/// `admission` (a refusal or a panicking `build_protocol` costs only this
+/// connection) and serves it to the end on the calling thread.
 pub(crate) fn serve_accepted(
     stream: Stream,
     peer: Addr,
+    service: usize,
     session: u64,
-    factory: &dyn Factory,
-    host: &Addr,
+    admission: &Admission,
     env: &ConnEnv,
 ) {
-    let built = {
-        let _ctx = ContextGuard::enter(factory.name());
-        catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&peer)))
-    };
-    let protocol = match built {
-        Ok(Ok(p)) => p,
-        Ok(Err(refusal)) => {
-            let _ctx = ContextGuard::enter(factory.name());
-            log::info!("{} refused {}: {}", factory.name(), peer, refusal.reason);
-            if let Some(message) = refusal.message {
-                let mut stream = stream;
-                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = stream.write_all(&message);
-            }
-            return;
-        }
-        Err(payload) => {
-            let _ctx = ContextGuard::enter(factory.name());
-            log::error!("build_protocol panicked: {}", panic_message(&*payload));
-            return;
-        }
+    let Some((stream, protocol)) = admission.build(service, stream, &peer) else {
+        return;
     };
     let info = ConnInfo {
         peer,
-        host: host.clone(),
+        host: admission.host(service).clone(),
         session,
     };
     serve(stream, protocol, info, env);

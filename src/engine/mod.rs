@@ -50,6 +50,7 @@ use std::fmt;
 use std::time::Duration;
 
 mod acceptor;
+mod admission;
 mod connection;
 pub(crate) mod core;
 mod pool;
@@ -58,6 +59,7 @@ mod reactor;
 mod reactor_conn;
 mod registry;
 mod server;
+mod service;
 mod stopper;
 mod stream;
 mod thread;

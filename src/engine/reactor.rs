@@ -42,9 +42,8 @@
 //! [`ConnHandle`]: crate::ConnHandle
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -54,15 +53,15 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::acceptor::Accepting;
-use super::core::{Control, Core, End, panic_message};
-use super::pool::refuse;
+use super::admission::Admission;
+use super::core::{Control, Core, End};
 use super::reactor_conn::{Conn, Ctx, Link, into_sock};
-use super::server::Service;
+use super::service::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper};
 use crate::endpoint::Listener;
 use crate::log::{ContextGuard, connection_context};
-use crate::protocol::{Addr, Factory, Reason};
+use crate::protocol::{Addr, Reason};
 use crate::transport::{ConnInfo, Transport};
 
 const WAKER: Token = Token(usize::MAX);
@@ -86,11 +85,10 @@ struct Reactor<'a> {
     services: &'a [Service],
     config: Arc<ServerConfig>,
     stopper: Stopper,
-    sessions: Vec<u64>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     next_generation: u64,
-    open: usize,
+    admission: Admission,
     wake_tx: Sender<(usize, u64)>,
     wake_rx: Receiver<(usize, u64)>,
     /// Each connection's next deadline, at most one entry per connection:
@@ -115,6 +113,7 @@ pub(crate) fn run(
         super::acceptor::register_listener(poll.registry(), &s.listener, Token(i))?;
     }
     let (wake_tx, wake_rx) = crossbeam_channel::unbounded();
+    let admission = Admission::new(services, &config)?;
     let mut reactor = Reactor {
         poll,
         waker,
@@ -122,11 +121,10 @@ pub(crate) fn run(
         buf: vec![0u8; config.read_buffer.max(512)],
         config,
         stopper: stopper.clone(),
-        sessions: vec![0; services.len()],
         conns: Vec::new(),
         free: Vec::new(),
         next_generation: 0,
-        open: 0,
+        admission,
         wake_tx,
         wake_rx,
         deadlines: BTreeSet::new(),
@@ -146,7 +144,7 @@ impl Reactor<'_> {
                 stop_deadline = Some(self.begin_stop());
             }
             if let Some(deadline) = stop_deadline {
-                if self.open == 0 {
+                if self.admission.open() == 0 {
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
@@ -300,7 +298,6 @@ impl Reactor<'_> {
         }
         drop(sock);
         self.free.push(slot);
-        self.open -= 1;
         core.lost(&mut *protocol, &end.reason);
     }
 
@@ -321,37 +318,11 @@ impl Reactor<'_> {
     /// A freshly accepted connection: refuse it, or give it a slot and run
     /// `connection_made`.
     fn admit(&mut self, service: usize, stream: Stream, peer: Addr) {
-        let factory: &dyn Factory = &*self.services[service].factory;
-        if self.open >= self.config.max_connections {
-            let why = format!(
-                "{} connections open (--max-connections {})",
-                self.open, self.config.max_connections
-            );
-            refuse(stream, factory, &why);
+        let Some((stream, admitted)) = self.admission.admit(service, stream) else {
             return;
-        }
-        let built = {
-            let _ctx = ContextGuard::enter(factory.name());
-            catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&peer)))
         };
-        let protocol = match built {
-            Ok(Ok(p)) => p,
-            Ok(Err(refusal)) => {
-                let _ctx = ContextGuard::enter(factory.name());
-                log::info!("{} refused {}: {}", factory.name(), peer, refusal.reason);
-                if let Some(message) = refusal.message {
-                    let _ = stream.set_nonblocking(true);
-                    let mut stream = stream;
-                    // A fresh socket's send buffer is empty; best effort.
-                    let _ = stream.write(&message);
-                }
-                return;
-            }
-            Err(payload) => {
-                let _ctx = ContextGuard::enter(factory.name());
-                log::error!("build_protocol panicked: {}", panic_message(&*payload));
-                return;
-            }
+        let Some((stream, protocol)) = self.admission.build(service, stream, &peer) else {
+            return;
         };
         let sock = match into_sock(stream) {
             Ok(s) => s,
@@ -377,8 +348,7 @@ impl Reactor<'_> {
             self.free.push(slot);
             return;
         }
-        let session = self.sessions[service];
-        self.sessions[service] += 1;
+        let session = admitted.session;
         let control = Arc::new(Control::default());
         let link = Arc::new(Link {
             slot,
@@ -397,8 +367,15 @@ impl Reactor<'_> {
         let mut transport = Transport::new(info, self.config.outbound_queue);
         transport.set_link(link.clone());
         let core = Core::new(transport, control, self.config.idle_timeout, Instant::now());
-        let conn = Conn::new(sock, generation, protocol, core, link, context);
-        self.open += 1;
+        let conn = Conn::new(
+            sock,
+            generation,
+            protocol,
+            core,
+            link,
+            context,
+            admitted.ticket,
+        );
         self.conns[slot] = Some(conn);
         self.start(slot, generation);
     }
@@ -440,10 +417,10 @@ impl Reactor<'_> {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         let grace = self.config.grace;
-        if self.open > 0 {
+        if self.admission.open() > 0 {
             log::info!(
                 "stopping: {} connections open, giving them {grace:?} to finish",
-                self.open
+                self.admission.open()
             );
         }
         let live: Vec<(usize, u64)> = self
@@ -463,10 +440,10 @@ impl Reactor<'_> {
 
     /// The grace period is over: abort what is left.
     fn abort_all(&mut self) {
-        if self.open > 0 {
+        if self.admission.open() > 0 {
             log::warn!(
                 "grace period over: closing {} connections still open",
-                self.open
+                self.admission.open()
             );
         }
         for slot in 0..self.conns.len() {

@@ -28,6 +28,7 @@ use crossbeam_channel::Sender;
 use mio::Waker;
 
 use super::ServerConfig;
+use super::admission::Ticket;
 use super::core::{Control, Core, End};
 use super::stream::Stream;
 use crate::protocol::{Protocol, Reason};
@@ -164,6 +165,8 @@ pub(super) struct Conn {
     lingered: usize,
     /// The deadline this connection has in the loop's deadline set, if any.
     pub scheduled: Option<Instant>,
+    /// Counts the connection open until it is dropped.
+    _ticket: Ticket,
 }
 
 /// What a turn needs besides the connection.
@@ -184,6 +187,7 @@ impl Conn {
         core: Core,
         link: Arc<Link>,
         context: String,
+        ticket: Ticket,
     ) -> Conn {
         Conn {
             sock,
@@ -201,6 +205,7 @@ impl Conn {
             closing_reason: Reason::Done,
             lingered: 0,
             scheduled: None,
+            _ticket: ticket,
         }
     }
 
