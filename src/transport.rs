@@ -271,6 +271,12 @@ impl Transport {
         }
     }
 
+    /// How many commands handles made from this transport may queue (the
+    /// server's `--outbound-queue`).
+    pub fn inbox_capacity(&self) -> usize {
+        self.inbox_capacity
+    }
+
     /// Whether [`Transport::handle`] was ever called.
     pub fn has_inbox(&self) -> bool {
         self.inbox.is_some()
