@@ -2,7 +2,7 @@
 //! (and the `tls:` alias), as Twisted's `serverFromString` reads them.
 //!
 //! TLS is a protocol wrapper, not an engine feature: [`TlsFactory`] wraps
-//! any [`Factory`], and each connection's [`TlsServer`] feeds the raw bytes
+//! any [`Factory`], and each connection's [`TlsProtocol`] feeds the raw bytes
 //! to a `rustls` session and hands the plaintext to the wrapped protocol,
 //! which runs with a transport of its own. So every engine serves TLS
 //! unchanged. The wrapped protocol keeps the whole contract: its writes are
@@ -29,7 +29,7 @@ use crate::client::tls::load_pem_certs;
 use crate::endpoint::{Endpoint, EndpointError, split_fields};
 use crate::engine::core::{Control, Core, End};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
-use crate::transport::{ConnHandle, OwnerLink, TimerId, Transport};
+use crate::transport::{ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
 
 /// Inner commands run per wake-up at most; more are left for the next.
 const MAX_PUMP: usize = 1024;
@@ -133,7 +133,7 @@ impl Factory for TlsFactory {
         })?;
         let conn = rustls::ServerConnection::new(self.config.clone())
             .map_err(|e| Refusal::silent(format!("cannot start TLS: {e}")))?;
-        Ok(Box::new(TlsServer::new(inner, conn)))
+        Ok(Box::new(TlsProtocol::new(inner, conn)))
     }
 
     fn start_factory(&self) {
@@ -161,7 +161,7 @@ impl ForwardLink {
 impl OwnerLink for ForwardLink {
     fn wake(&self) {
         if let Some(h) = self.outer() {
-            let _ = h.call(|p: &mut TlsServer, t| p.pump(t));
+            let _ = h.call(|p: &mut TlsProtocol, t| p.pump(t));
         }
     }
     fn kill(&self) {
@@ -176,13 +176,15 @@ impl OwnerLink for ForwardLink {
     }
 }
 
-/// One TLS connection: the `rustls` session and the wrapped protocol with
-/// its own connection core. See the [module docs](self).
+/// One TLS connection, either side: the `rustls` session and the wrapped
+/// protocol with its own connection core. See the [module docs](self).
+/// The server side is built by [`TlsFactory`]; the client side by the
+/// client's connector, after the handshake (`client/dial.rs`).
 ///
 /// `Send` by its types: the inner core, its transport and its timer
 /// closures all are, so no promise about which thread runs it is needed.
-pub struct TlsServer {
-    conn: rustls::ServerConnection,
+pub struct TlsProtocol {
+    conn: rustls::Connection,
     inner: Box<dyn Protocol>,
     /// The wrapped protocol's core; made in `connection_made`, from the
     /// outer transport's facts and inbox capacity (`--outbound-queue`).
@@ -194,9 +196,50 @@ pub struct TlsServer {
     forwarding: bool,
 }
 
-impl TlsServer {
+impl TlsProtocol {
     fn new(inner: Box<dyn Protocol>, conn: rustls::ServerConnection) -> Self {
-        TlsServer {
+        Self::wrap(inner, rustls::Connection::Server(conn))
+    }
+
+    /// The client side: `inner` speaks through `conn`, whose handshake is
+    /// done. Plaintext that came with the handshake is delivered right
+    /// after `connection_made`; a TLS failure ends the connection with
+    /// `Reason::Lost("TLS: ...")`, in words a user can act on.
+    ///
+    /// The wrapped protocol's core is made at once, from `info` and
+    /// `capacity` (the client's outbound queue), so that the handle the
+    /// client's caller gets ([`TlsProtocol::inner_handle`]) reaches the
+    /// wrapped protocol itself before `connection_made`.
+    pub(crate) fn client(
+        inner: Box<dyn Protocol>,
+        conn: rustls::ClientConnection,
+        info: ConnInfo,
+        capacity: usize,
+    ) -> Self {
+        let mut wrapper = Self::wrap(inner, rustls::Connection::Client(conn));
+        wrapper.make_core(info, capacity);
+        wrapper
+    }
+
+    /// A handle on the wrapped protocol (its closures run on it, not on
+    /// this wrapper), once its core exists.
+    pub(crate) fn inner_handle(&mut self) -> Option<ConnHandle> {
+        self.core.as_mut().map(|c| c.transport_mut().handle())
+    }
+
+    fn make_core(&mut self, info: ConnInfo, capacity: usize) {
+        let mut inner_t = Transport::new(info, capacity);
+        inner_t.set_link(self.link.clone());
+        self.core = Some(Core::new(
+            inner_t,
+            Arc::new(Control::default()),
+            None,
+            Instant::now(),
+        ));
+    }
+
+    fn wrap(inner: Box<dyn Protocol>, conn: rustls::Connection) -> Self {
+        TlsProtocol {
             conn,
             inner,
             core: None,
@@ -230,7 +273,7 @@ impl TlsServer {
             self.forwarding = true;
             *self.link.outer.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.handle());
             // Commands queued before the forwarding existed.
-            let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+            let _ = t.handle().call(|p: &mut TlsProtocol, t| p.pump(t));
         }
         let out = core.output();
         if !out.is_empty() {
@@ -272,7 +315,7 @@ impl TlsServer {
                 t.cancel_timer(id);
             }
             let delay = deadline.saturating_duration_since(Instant::now());
-            let id = t.call_later(delay, |p: &mut TlsServer, t| p.fire_timers(t));
+            let id = t.call_later(delay, |p: &mut TlsProtocol, t| p.fire_timers(t));
             self.timer = Some((deadline, id));
         }
     }
@@ -299,67 +342,39 @@ impl TlsServer {
         self.settle(verdict, t);
         if more && !t.is_disconnecting() {
             // More waiting: come back after the owner's other work.
-            let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+            let _ = t.handle().call(|p: &mut TlsProtocol, t| p.pump(t));
         }
     }
 }
 
-impl Protocol for TlsServer {
+impl Protocol for TlsProtocol {
     fn connection_made(&mut self, t: &mut Transport) {
-        let mut inner_t = Transport::new(t.info().clone(), t.inbox_capacity());
-        inner_t.set_link(self.link.clone());
-        let core = self.core.insert(Core::new(
-            inner_t,
-            Arc::new(Control::default()),
-            None,
-            Instant::now(),
-        ));
+        if self.core.is_none() {
+            self.make_core(t.info().clone(), t.inbox_capacity());
+        }
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
         let verdict = core.made(&mut *self.inner);
         self.settle(verdict, t);
+        if self.is_client() && !t.is_disconnecting() {
+            // The handshake may have brought application data along.
+            self.deliver(t);
+        }
     }
 
     fn data_received(&mut self, mut data: &[u8], t: &mut Transport) {
         while !data.is_empty() && !t.is_disconnecting() {
             if let Err(e) = self.conn.read_tls(&mut data) {
+                if self.is_client() {
+                    t.abort_connection_because(Reason::Lost(format!("TLS: {e}")));
+                    return;
+                }
                 log::info!("TLS: {e}; closing");
                 t.abort_connection();
                 return;
             }
-            if let Err(e) = self.conn.process_new_packets() {
-                log::info!("TLS failed: {e}; closing");
-                self.flush_tls(t); // the alert tells the client why
-                t.lose_connection();
-                return;
-            }
-            let mut plain = vec![0u8; 16 * 1024];
-            loop {
-                if t.is_disconnecting() {
-                    return;
-                }
-                match std::io::Read::read(&mut self.conn.reader(), &mut plain) {
-                    Ok(0) => {
-                        // close_notify: the client is done.
-                        self.conn.send_close_notify();
-                        self.flush_tls(t);
-                        t.lose_connection();
-                        return;
-                    }
-                    Ok(n) => {
-                        let Some(core) = self.core.as_mut() else {
-                            return;
-                        };
-                        let verdict = core.received(&mut *self.inner, &plain[..n], Instant::now());
-                        self.settle(verdict, t);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        log::info!("TLS: {e}; closing");
-                        t.abort_connection();
-                        return;
-                    }
-                }
-            }
-            self.flush_tls(t);
+            self.deliver(t);
         }
     }
 
@@ -371,6 +386,62 @@ impl Protocol for TlsServer {
 
     fn log_prefix(&self) -> &'static str {
         self.inner.log_prefix()
+    }
+}
+
+impl TlsProtocol {
+    fn is_client(&self) -> bool {
+        matches!(self.conn, rustls::Connection::Client(_))
+    }
+
+    /// Processes the records read so far and hands their plaintext to the
+    /// wrapped protocol, stopping as soon as the connection closes.
+    fn deliver(&mut self, t: &mut Transport) {
+        if let Err(e) = self.conn.process_new_packets() {
+            if self.is_client() {
+                self.flush_tls(t); // the alert tells the server why
+                let why = format!("TLS: {}", crate::client::tls::describe(&e));
+                t.lose_connection_because(Reason::Lost(why));
+                return;
+            }
+            log::info!("TLS failed: {e}; closing");
+            self.flush_tls(t); // the alert tells the client why
+            t.lose_connection();
+            return;
+        }
+        let mut plain = vec![0u8; 16 * 1024];
+        loop {
+            if t.is_disconnecting() {
+                return;
+            }
+            match std::io::Read::read(&mut self.conn.reader(), &mut plain) {
+                Ok(0) => {
+                    // close_notify: the client is done.
+                    self.conn.send_close_notify();
+                    self.flush_tls(t);
+                    t.lose_connection();
+                    return;
+                }
+                Ok(n) => {
+                    let Some(core) = self.core.as_mut() else {
+                        return;
+                    };
+                    let verdict = core.received(&mut *self.inner, &plain[..n], Instant::now());
+                    self.settle(verdict, t);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if self.is_client() => {
+                    t.abort_connection_because(Reason::Lost(format!("TLS: {e}")));
+                    return;
+                }
+                Err(e) => {
+                    log::info!("TLS: {e}; closing");
+                    t.abort_connection();
+                    return;
+                }
+            }
+        }
+        self.flush_tls(t);
     }
 }
 
@@ -433,7 +504,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let seen = Arc::new(AtomicUsize::new(0));
         let conn = rustls::ServerConnection::new(config).unwrap();
-        let mut tls = TlsServer::new(Box::new(TakesHandle(seen.clone())), conn);
+        let mut tls = TlsProtocol::new(Box::new(TakesHandle(seen.clone())), conn);
         let a = Addr::Tcp("127.0.0.1:1".parse().unwrap());
         let info = ConnInfo {
             peer: a.clone(),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
-use crate::protocol::{Addr, Protocol};
+use crate::protocol::{Addr, Protocol, Reason};
 
 /// A closure run on a connection's owner with its protocol and transport.
 pub(crate) type OwnerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
@@ -143,6 +143,9 @@ pub struct Transport {
     timers: BTreeMap<(Instant, TimerId), TimerFn>,
     timer_deadlines: BTreeMap<TimerId, Instant>,
     next_timer: u64,
+    /// What `connection_lost` is told when the close asked for here
+    /// happens, if not the usual `Done` / `Aborted`.
+    close_reason: Option<Reason>,
     /// How far the test harness has moved this connection's clock ahead.
     clock_skew: Duration,
 }
@@ -174,6 +177,7 @@ impl Transport {
             timers: BTreeMap::new(),
             timer_deadlines: BTreeMap::new(),
             next_timer: 0,
+            close_reason: None,
             clock_skew: Duration::ZERO,
         }
     }
@@ -214,6 +218,28 @@ impl Transport {
     pub fn abort_connection(&mut self) {
         self.closing = Closing::Abort;
         self.out.clear();
+    }
+
+    /// As [`Transport::lose_connection`], and `connection_lost` will be
+    /// told `reason` rather than "closed cleanly": for a close that a
+    /// limit or a failure forced (Twisted's #4880).
+    pub fn lose_connection_because(&mut self, reason: Reason) {
+        if self.closing == Closing::No {
+            self.closing = Closing::Lose;
+            self.close_reason = Some(reason);
+        }
+    }
+
+    /// As [`Transport::abort_connection`], and `connection_lost` will be
+    /// told `reason` rather than "aborted".
+    pub fn abort_connection_because(&mut self, reason: Reason) {
+        self.abort_connection();
+        self.close_reason = Some(reason);
+    }
+
+    /// The reason given with the close request, taken once (the core's).
+    pub(crate) fn take_close_reason(&mut self) -> Option<Reason> {
+        self.close_reason.take()
     }
 
     /// Whether the protocol asked to close. A framer checks this between

@@ -117,11 +117,26 @@ pub(crate) fn serve_accepted(
 
 /// Serves one connection to the end, on the calling thread.
 pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo, env: &ConnEnv) {
-    let _context = ContextGuard::enter(connection_context(
+    let context = connection_context(
         protocol.log_prefix(),
         info.session,
         &info.peer.host_string(),
-    ));
+    );
+    serve_with(stream, protocol, info, env, context, |_| {});
+}
+
+/// As [`serve`], logging under `context`; `before` sees the transport
+/// before `connection_made` (the client hands out its handle there).
+/// Returns why the connection ended, after `connection_lost`.
+pub(crate) fn serve_with(
+    stream: Stream,
+    protocol: Box<dyn Protocol>,
+    info: ConnInfo,
+    env: &ConnEnv,
+    context: String,
+    before: impl FnOnce(&mut Transport),
+) -> Reason {
+    let _context = ContextGuard::enter(context);
     let idle = Arc::new(AtomicBool::new(false));
     let id = env.registry.register(stream.as_raw_fd(), idle.clone());
     let control = Arc::new(Control::default());
@@ -135,6 +150,7 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
     if let Some(h) = &env.hints {
         transport.set_hints(h.clone());
     }
+    before(&mut transport);
     stream.set_nodelay();
     if let Err(e) = stream.set_write_timeout(env.config.write_timeout) {
         log::warn!("cannot set the write timeout: {e}");
@@ -152,7 +168,7 @@ pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo,
         sliced_writes: false,
     };
     let end = owner.run();
-    owner.finish(end);
+    owner.finish(end)
 }
 
 /// The blocking driver of one connection's [`Core`]: it reads, writes and
@@ -399,8 +415,9 @@ impl Owner<'_> {
         }
     }
 
-    /// Closes the socket as `end` says, then tells the protocol.
-    fn finish(mut self, end: End) {
+    /// Closes the socket as `end` says, then tells the protocol. Returns
+    /// the reason it was told.
+    fn finish(mut self, end: End) -> Reason {
         // Wake the reader thread, if any. An abort shuts only the read side:
         // a FIN must not go out ahead of the RST that the close sends.
         let wake = if end.abort {
@@ -416,6 +433,7 @@ impl Owner<'_> {
             let _ = handle.join();
         }
         self.core.lost(&mut *self.protocol, &end.reason);
+        end.reason
     }
 
     /// Sends a FIN, then reads and discards what the peer still sends for up

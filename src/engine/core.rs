@@ -402,8 +402,14 @@ impl Core {
         self.pick_up_inbox();
         match self.transport.closing() {
             Closing::No => Ok(()),
-            Closing::Lose => self.end(End::clean(Reason::Done)),
-            Closing::Abort => self.end(End::abort(Reason::Aborted)),
+            Closing::Lose => {
+                let reason = self.transport.take_close_reason();
+                self.end(End::clean(reason.unwrap_or(Reason::Done)))
+            }
+            Closing::Abort => {
+                let reason = self.transport.take_close_reason();
+                self.end(End::abort(reason.unwrap_or(Reason::Aborted)))
+            }
         }
     }
 

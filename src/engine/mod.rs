@@ -51,13 +51,13 @@ use std::time::Duration;
 
 mod acceptor;
 mod admission;
-mod connection;
+pub(crate) mod connection;
 pub(crate) mod core;
 mod pool;
 mod process;
 mod reactor;
 mod reactor_conn;
-mod registry;
+pub(crate) mod registry;
 mod server;
 mod service;
 mod stopper;
