@@ -280,6 +280,16 @@ mod tests {
     }
 
     #[test]
+    fn lost_reason_is_the_reason_given_once() {
+        let mut h = Harness::new(Quiet);
+        h.connect();
+        assert_eq!(h.lost_reason(), None);
+        h.disconnect(Reason::TimedOut("idle"));
+        h.disconnect(Reason::Done);
+        assert_eq!(h.lost_reason(), Some(&Reason::TimedOut("idle")));
+    }
+
+    #[test]
     fn a_handle_taken_outside_a_callback_is_served() {
         let mut h = Harness::new(Quiet);
         let handle = h.transport().handle();

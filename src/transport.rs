@@ -423,8 +423,10 @@ impl fmt::Display for HandleError {
 impl std::error::Error for HandleError {}
 
 /// Reaches a connection from any thread: write to it, close it, or run a
-/// closure on its owner. Cheap to clone. Every method returns at once: a
-/// full inbox is reported, never waited on.
+/// closure on its owner. Cheap to clone. Every method but
+/// [`ConnHandle::call_timeout`] returns at once: a full inbox is reported,
+/// never waited on. `call_timeout` is the one a sender uses when it would
+/// rather wait, bounded, than lose a result (engine contract, promise 4).
 #[derive(Clone)]
 pub struct ConnHandle {
     tx: Sender<Command>,
@@ -542,11 +544,6 @@ impl ConnHandle {
     /// The connection's remote address.
     pub fn peer(&self) -> &Addr {
         &self.peer
-    }
-
-    /// Whether two handles reach the same connection.
-    pub fn same_connection(&self, other: &ConnHandle) -> bool {
-        self.tx.same_channel(&other.tx)
     }
 }
 

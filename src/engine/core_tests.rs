@@ -400,3 +400,28 @@ fn the_inbox_is_picked_up_after_the_callback_that_made_a_handle() {
     c.received(&mut p, b"handle\n", Instant::now()).unwrap();
     assert!(c.inbox().is_some());
 }
+
+#[test]
+fn a_close_with_a_reason_tells_connection_lost_that_reason() {
+    struct Limited;
+    impl Protocol for Limited {
+        fn data_received(&mut self, _: &[u8], t: &mut Transport) {
+            t.write(b"line too long\n");
+            t.lose_connection_because(Reason::TimedOut("max line length"));
+        }
+    }
+    let mut c = core();
+    c.made(&mut Limited).unwrap();
+    let end = c.received(&mut Limited, b"x", Instant::now()).unwrap_err();
+    assert_eq!(end, End::clean(Reason::TimedOut("max line length")));
+    assert_eq!(take(&mut c), "line too long\n");
+    struct Broken;
+    impl Protocol for Broken {
+        fn data_received(&mut self, _: &[u8], t: &mut Transport) {
+            t.abort_connection_because(Reason::Lost("TLS: bad record".into()));
+        }
+    }
+    let mut c = core();
+    let end = c.received(&mut Broken, b"x", Instant::now()).unwrap_err();
+    assert_eq!(end, End::abort(Reason::Lost("TLS: bad record".into())));
+}
