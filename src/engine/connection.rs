@@ -276,6 +276,9 @@ impl Owner<'_> {
     /// sending (a slowloris trickling a header) would keep that from ever
     /// happening, so overdue timers also run after input.
     fn run_overdue_timers(&mut self) -> Result<(), End> {
+        if !self.core.has_timers() {
+            return Ok(());
+        }
         let now = Instant::now();
         if self.core.timer_due(now) {
             let verdict = self.core.due(&mut *self.protocol, now);
