@@ -31,11 +31,13 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::deferred::DEFAULT_DELIVERY_TIMEOUT;
 use crate::log::ContextGuard;
 
 /// Default number of pool threads: Twisted's reactor pool maximum.
 pub const DEFAULT_BLOCKING_THREADS: usize = 10;
+/// How long a job's result waits for room in a full inbox before it is
+/// dropped (and the drop logged): the pool's default `delivery_timeout`.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of jobs that may wait for a pool thread.
 pub const DEFAULT_BLOCKING_QUEUE: usize = 100;
 /// Stack size of pool threads: jobs keep their buffers on the heap.
@@ -179,11 +181,6 @@ impl BlockingPool {
     pub fn queued(&self) -> usize {
         self.tx.len()
     }
-
-    /// The queue's capacity.
-    pub fn queue_capacity(&self) -> usize {
-        self.queue
-    }
 }
 
 /// One pool thread: runs jobs until the pool is dropped.
@@ -192,7 +189,7 @@ fn work(rx: &Receiver<Job>, _alive: AliveGuard) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
             log::error!(
                 "a blocking job panicked: {}",
-                crate::deferred::Failure::from_panic(&*payload)
+                crate::engine::core::panic_message(&*payload)
             );
         }
     }

@@ -55,9 +55,7 @@ use crate::blocking::BlockingPool;
 use crate::protocol::Protocol;
 use crate::transport::{ConnHandle, HandleError, Transport};
 
-/// How long a result waits for room in a full inbox before it is dropped
-/// (and the drop logged).
-pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::blocking::DEFAULT_DELIVERY_TIMEOUT;
 
 /// Why a Deferred's chain is on the error path: Twisted's `Failure`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +75,7 @@ impl Failure {
 
     /// The failure for a panic with this payload.
     pub fn from_panic(payload: &(dyn Any + Send)) -> Self {
-        let text = if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "non-text panic payload".to_string()
-        };
+        let text = crate::engine::core::panic_message(payload);
         Failure {
             message: format!("panicked: {text}"),
             panicked: true,
@@ -315,11 +307,6 @@ impl<P: Protocol, T: Send + 'static> Deferred<P, T> {
             _result: PhantomData,
         };
         (deferred, resolver)
-    }
-
-    /// Where this Deferred was created, as logged for unhandled failures.
-    pub fn created_at(&self) -> &'static Location<'static> {
-        self.shared.created
     }
 
     fn push<U>(self, stage: Stage<P>) -> Deferred<P, U> {

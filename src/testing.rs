@@ -21,19 +21,25 @@
 //! assert_eq!(out.output, b"one\r\ntwo\r\n");
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
+use crate::engine::core::{Control, Core, End};
 use crate::protocol::{Addr, Protocol, Reason};
-use crate::transport::{Closing, Command, ConnInfo, Transport};
+use crate::transport::{Closing, ConnInfo, Transport};
 
 /// A protocol connected to an in-memory transport.
+///
+/// The harness drives the engines' own connection core (`engine/core.rs`),
+/// so a protocol meets exactly the engines' rules: once it asked to close,
+/// no more data, inbox commands or timers reach it. One difference: a
+/// panicking callback (which an engine turns into an abort with
+/// `Reason::Panicked`) fails the test with the panic's message, so that
+/// assertions inside callbacks and closures still count.
 pub struct Harness<P: Protocol> {
     /// The protocol under test; inspect its state freely between calls.
     pub protocol: P,
-    transport: Transport,
-    inbox: Option<Receiver<Command>>,
+    core: Core,
     lost: Option<Reason>,
     now: Instant,
     written: Vec<u8>,
@@ -63,30 +69,31 @@ impl<P: Protocol> Harness<P> {
             host: test_host(),
             session: 0,
         };
+        let now = Instant::now();
+        let transport = Transport::new(info, capacity);
         Harness {
             protocol,
-            transport: Transport::new(info, capacity),
-            inbox: None,
+            core: Core::new(transport, Arc::new(Control::default()), None, now),
             lost: None,
-            now: Instant::now(),
+            now,
             written: Vec::new(),
         }
     }
 
     /// Calls `connection_made`.
     pub fn connect(&mut self) {
-        self.protocol.connection_made(&mut self.transport);
-        self.after_callback();
+        let verdict = self.core.made(&mut self.protocol);
+        self.after_callback(verdict);
     }
 
     /// Delivers `data` to the protocol, unless it already asked to close
     /// (an engine stops reading then). Returns whether it was delivered.
     pub fn feed(&mut self, data: &[u8]) -> bool {
-        if self.lost.is_some() || self.transport.is_disconnecting() {
+        if !self.open() {
             return false;
         }
-        self.protocol.data_received(data, &mut self.transport);
-        self.after_callback();
+        let verdict = self.core.received(&mut self.protocol, data, self.now);
+        self.after_callback(verdict);
         true
     }
 
@@ -103,40 +110,38 @@ impl<P: Protocol> Harness<P> {
     /// Calls `connection_lost(reason)` once; later calls do nothing.
     pub fn disconnect(&mut self, reason: Reason) {
         if self.lost.is_none() {
-            self.protocol.connection_lost(&reason);
+            self.core.lost(&mut self.protocol, &reason);
             self.lost = Some(reason);
         }
     }
 
     /// Moves the harness clock forward and runs the timers now due, in
-    /// order.
+    /// order, unless the protocol asked to close.
     pub fn advance(&mut self, by: Duration) {
         // The transport's clock moves too, so that timers armed after an
         // advance count from the moved clock, and the harness clock never
         // lags the real one: `advance(d)` fires a timer of `d`.
-        self.transport.skew_clock(by);
-        self.now = self.now.max(self.transport.now());
-        while self.lost.is_none() {
-            let Some(f) = self.transport.pop_due_timer(self.now) else {
-                break;
-            };
-            f(&mut self.protocol, &mut self.transport);
-            self.after_callback();
+        self.core.transport_mut().skew_clock(by);
+        self.now = self.now.max(self.core.transport().now());
+        while self.open() && self.core.timer_due(self.now) {
+            let verdict = self.core.due(&mut self.protocol, self.now);
+            self.after_callback(verdict);
         }
     }
 
-    /// Runs every inbox command already queued. Returns how many ran.
+    /// Runs every inbox command already queued, unless the protocol asked
+    /// to close (then none, and a batch stops at the close). Returns how
+    /// many ran.
     pub fn run_inbox(&mut self) -> usize {
-        self.pick_up_inbox();
+        self.core.pick_up_inbox();
         let mut ran = 0;
-        while let Some(rx) = &self.inbox {
-            match rx.try_recv() {
-                Ok(command) => {
-                    self.run_command(command);
-                    ran += 1;
-                }
-                Err(_) => break,
-            }
+        while self.open() {
+            let Some(command) = self.core.inbox().and_then(|rx| rx.try_recv().ok()) else {
+                break;
+            };
+            let verdict = self.core.commands(&mut self.protocol, Some(command), 1);
+            self.after_callback(verdict);
+            ran += 1;
         }
         ran
     }
@@ -144,41 +149,39 @@ impl<P: Protocol> Harness<P> {
     /// Waits up to `timeout` for one inbox command (for work finishing on
     /// other threads) and runs it. Returns whether one ran.
     pub fn run_inbox_once(&mut self, timeout: Duration) -> bool {
-        self.pick_up_inbox();
-        let Some(rx) = &self.inbox else {
+        self.core.pick_up_inbox();
+        if !self.open() {
+            return false;
+        }
+        let Some(command) = self
+            .core
+            .inbox()
+            .and_then(|rx| rx.recv_timeout(timeout).ok())
+        else {
             return false;
         };
-        match rx.recv_timeout(timeout) {
-            Ok(command) => {
-                self.run_command(command);
-                true
-            }
-            Err(_) => false,
-        }
+        let verdict = self.core.commands(&mut self.protocol, Some(command), 1);
+        self.after_callback(verdict);
+        true
     }
 
-    fn run_command(&mut self, command: Command) {
-        if self.lost.is_some() {
-            return;
-        }
-        if let Some(f) = self.transport.apply(command) {
-            f(&mut self.protocol, &mut self.transport);
-        }
-        self.after_callback();
+    /// Neither closed by the protocol nor disconnected.
+    fn open(&self) -> bool {
+        self.lost.is_none() && self.core.ended().is_none()
     }
 
-    /// Takes the inbox once the protocol (or a test, through
-    /// [`Harness::transport`]) has made a handle.
-    fn pick_up_inbox(&mut self) {
-        if self.inbox.is_none() {
-            self.inbox = self.transport.take_inbox();
+    fn after_callback(&mut self, verdict: Result<(), End>) {
+        if let Err(End {
+            reason: Reason::Panicked(msg),
+            ..
+        }) = &verdict
+        {
+            panic!("a callback of the protocol under test panicked: {msg}");
         }
-    }
-
-    fn after_callback(&mut self) {
-        self.pick_up_inbox();
-        let out = self.transport.take_output();
-        self.written.extend_from_slice(&out);
+        self.core.pick_up_inbox();
+        let out = self.core.output();
+        self.written.extend_from_slice(out);
+        out.clear();
     }
 
     /// Everything written since the last call.
@@ -193,12 +196,12 @@ impl<P: Protocol> Harness<P> {
 
     /// How the protocol asked to close, if it did.
     pub fn closing(&self) -> Closing {
-        self.transport.closing()
+        self.core.transport().closing()
     }
 
     /// Whether the protocol asked to close.
     pub fn is_closing(&self) -> bool {
-        self.transport.is_disconnecting()
+        self.core.transport().is_disconnecting()
     }
 
     /// The reason given to `connection_lost`, once it ran.
@@ -208,7 +211,7 @@ impl<P: Protocol> Harness<P> {
 
     /// The transport, for protocols that need to be poked directly.
     pub fn transport(&mut self) -> &mut Transport {
-        &mut self.transport
+        self.core.transport_mut()
     }
 }
 
@@ -233,6 +236,57 @@ mod tests {
         );
         h.advance(Duration::from_millis(30));
         assert_eq!(h.take_output(), b"due");
+    }
+
+    /// The engines stop a connection's timers and inbox once it asked to
+    /// close; the harness used to keep running them.
+    #[test]
+    fn nothing_runs_after_lose_connection() {
+        let mut h = Harness::new(Quiet);
+        h.connect();
+        let handle = h.transport().handle();
+        h.transport().call_later(
+            Duration::from_millis(10),
+            |_: &mut Quiet, t: &mut Transport| t.write(b"timer"),
+        );
+        handle.write("before").unwrap();
+        handle.lose_connection().unwrap();
+        handle.write("after").unwrap();
+        handle
+            .call(|_: &mut Quiet, t: &mut Transport| t.write(b"closure"))
+            .unwrap();
+        assert_eq!(h.run_inbox(), 2, "the write and the close; the rest never");
+        assert_eq!(h.take_output(), b"before");
+        assert!(h.is_closing());
+        h.advance(Duration::from_millis(20));
+        assert_eq!(h.run_inbox(), 0);
+        assert!(!h.run_inbox_once(Duration::ZERO));
+        assert!(!h.feed(b"more"));
+        assert_eq!(h.take_output(), b"", "no timer, no closure, no data");
+    }
+
+    #[test]
+    #[should_panic(expected = "a callback of the protocol under test panicked: boom")]
+    fn a_panicking_callback_fails_the_test() {
+        struct Boom;
+        impl Protocol for Boom {
+            fn data_received(&mut self, _: &[u8], _: &mut Transport) {
+                panic!("boom");
+            }
+        }
+        let mut h = Harness::new(Boom);
+        h.connect();
+        h.feed(b"x");
+    }
+
+    #[test]
+    fn lost_reason_is_the_reason_given_once() {
+        let mut h = Harness::new(Quiet);
+        h.connect();
+        assert_eq!(h.lost_reason(), None);
+        h.disconnect(Reason::TimedOut("idle"));
+        h.disconnect(Reason::Done);
+        assert_eq!(h.lost_reason(), Some(&Reason::TimedOut("idle")));
     }
 
     #[test]

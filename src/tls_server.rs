@@ -2,7 +2,7 @@
 //! (and the `tls:` alias), as Twisted's `serverFromString` reads them.
 //!
 //! TLS is a protocol wrapper, not an engine feature: [`TlsFactory`] wraps
-//! any [`Factory`], and each connection's [`TlsServer`] feeds the raw bytes
+//! any [`Factory`], and each connection's [`TlsProtocol`] feeds the raw bytes
 //! to a `rustls` session and hands the plaintext to the wrapped protocol,
 //! which runs with a transport of its own. So every engine serves TLS
 //! unchanged. The wrapped protocol keeps the whole contract: its writes are
@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::client::tls::{PemFileError, load_pem_certs};
 use crate::endpoint::{Endpoint, EndpointError, Fields, fields};
+use crate::engine::core::{Control, Core, End};
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
-use crate::transport::{Closing, Command, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
+use crate::transport::{Closing, ConnHandle, ConnInfo, OwnerLink, TimerId, Transport};
 
 /// Inner commands run per wake-up at most; more are left for the next.
 const MAX_PUMP: usize = 1024;
@@ -211,7 +211,7 @@ impl Factory for TlsFactory {
         })?;
         let conn = rustls::ServerConnection::new(self.config.clone())
             .map_err(|e| Refusal::silent(format!("cannot start TLS: {e}")))?;
-        Ok(Box::new(TlsServer::new(inner, conn)))
+        Ok(Box::new(TlsProtocol::new(inner, conn)))
     }
 
     fn start_factory(&self) {
@@ -239,7 +239,7 @@ impl ForwardLink {
 impl OwnerLink for ForwardLink {
     fn wake(&self) {
         if let Some(h) = self.outer() {
-            let _ = h.call(|p: &mut TlsServer, t| p.pump(t));
+            let _ = h.call(|p: &mut TlsProtocol, t| p.pump(t));
         }
     }
     fn kill(&self) {
@@ -254,43 +254,78 @@ impl OwnerLink for ForwardLink {
     }
 }
 
-/// One TLS connection: the `rustls` session and the wrapped protocol with
-/// its own transport. See the [module docs](self).
-pub struct TlsServer {
-    conn: rustls::ServerConnection,
+/// One TLS connection, either side: the `rustls` session and the wrapped
+/// protocol with its own connection core. See the [module docs](self).
+/// The server side is built by [`TlsFactory`]; the client side by the
+/// client's connector, after the handshake (`client/dial.rs`).
+///
+/// `Send` by its types: the inner core, its transport and its timer
+/// closures all are, so no promise about which thread runs it is needed.
+pub struct TlsProtocol {
+    conn: rustls::Connection,
     inner: Box<dyn Protocol>,
-    inner_t: Transport,
-    inbox: Option<Receiver<Command>>,
+    /// The wrapped protocol's core; made in `connection_made`, from the
+    /// outer transport's facts and inbox capacity (`--outbound-queue`).
+    core: Option<Core>,
     link: Arc<ForwardLink>,
+    /// The outer timer standing for the inner core's next deadline.
     timer: Option<(Instant, TimerId)>,
-    lost: bool,
+    /// The inner inbox is wired to wake the outer connection.
+    forwarding: bool,
     /// A failed handshake was logged already (so the close is not).
     failure_logged: bool,
 }
 
-// SAFETY: `Transport` is not `Send` only because its timer closures are
-// not: they never leave the owner. The inner transport gets timers only in
-// callbacks, i.e. after the engine handed this protocol to the connection's
-// owner, and every engine keeps a connection's protocol on its owner from
-// `connection_made` to `connection_lost` (engine/mod.rs, contract 1). Before
-// that the inner transport holds no timer, so moving it there is sound.
-unsafe impl Send for TlsServer {}
-
-impl TlsServer {
+impl TlsProtocol {
     fn new(inner: Box<dyn Protocol>, conn: rustls::ServerConnection) -> Self {
-        let placeholder = ConnInfo {
-            peer: Addr::Unix(PathBuf::new()),
-            host: Addr::Unix(PathBuf::new()),
-            session: 0,
-        };
-        TlsServer {
+        Self::wrap(inner, rustls::Connection::Server(conn))
+    }
+
+    /// The client side: `inner` speaks through `conn`, whose handshake is
+    /// done. Plaintext that came with the handshake is delivered right
+    /// after `connection_made`; a TLS failure ends the connection with
+    /// `Reason::Lost("TLS: ...")`, in words a user can act on.
+    ///
+    /// The wrapped protocol's core is made at once, from `info` and
+    /// `capacity` (the client's outbound queue), so that the handle the
+    /// client's caller gets ([`TlsProtocol::inner_handle`]) reaches the
+    /// wrapped protocol itself before `connection_made`.
+    pub(crate) fn client(
+        inner: Box<dyn Protocol>,
+        conn: rustls::ClientConnection,
+        info: ConnInfo,
+        capacity: usize,
+    ) -> Self {
+        let mut wrapper = Self::wrap(inner, rustls::Connection::Client(conn));
+        wrapper.make_core(info, capacity);
+        wrapper
+    }
+
+    /// A handle on the wrapped protocol (its closures run on it, not on
+    /// this wrapper), once its core exists.
+    pub(crate) fn inner_handle(&mut self) -> Option<ConnHandle> {
+        self.core.as_mut().map(|c| c.transport_mut().handle())
+    }
+
+    fn make_core(&mut self, info: ConnInfo, capacity: usize) {
+        let mut inner_t = Transport::new(info, capacity);
+        inner_t.set_link(self.link.clone());
+        self.core = Some(Core::new(
+            inner_t,
+            Arc::new(Control::default()),
+            None,
+            Instant::now(),
+        ));
+    }
+
+    fn wrap(inner: Box<dyn Protocol>, conn: rustls::Connection) -> Self {
+        TlsProtocol {
             conn,
             inner,
-            inner_t: Transport::new(placeholder, 1),
-            inbox: None,
+            core: None,
             link: Arc::new(ForwardLink::default()),
             timer: None,
-            lost: false,
+            forwarding: false,
             failure_logged: false,
         }
     }
@@ -309,140 +344,118 @@ impl TlsServer {
         }
     }
 
-    /// After every callback of the wrapped protocol: encrypt its output,
-    /// follow its close request, wire up its inbox and timers.
-    fn settle(&mut self, t: &mut Transport) {
-        if self.inbox.is_none() && self.inner_t.has_inbox() {
-            self.inbox = self.inner_t.take_inbox();
+    /// After every event of the inner core: encrypt its output, follow its
+    /// verdict, wire up its inbox and timers.
+    fn settle(&mut self, verdict: Result<(), End>, t: &mut Transport) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        if !self.forwarding && core.inbox().is_some() {
+            self.forwarding = true;
             *self.link.outer.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.handle());
             // Commands queued before the forwarding existed.
-            let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+            let _ = t.handle().call(|p: &mut TlsProtocol, t| p.pump(t));
         }
-        let out = self.inner_t.take_output();
-        if !out.is_empty()
-            && let Err(e) = self.conn.writer().write_all(&out)
-        {
-            log::warn!("TLS cannot take more output ({e}); closing");
-            t.abort_connection();
-            return;
+        let out = core.output();
+        if !out.is_empty() {
+            let written = self.conn.writer().write_all(out);
+            out.clear();
+            if let Err(e) = written {
+                log::warn!("TLS cannot take more output ({e}); closing");
+                t.abort_connection();
+                return;
+            }
         }
-        match self.inner_t.closing() {
-            Closing::No => {}
-            Closing::Lose => {
+        match verdict {
+            Ok(()) => {}
+            Err(End {
+                reason: Reason::Panicked(msg),
+                ..
+            }) => {
+                // The wrapped protocol panicked: so did this callback, as
+                // far as the outer connection is concerned.
+                std::panic::panic_any(msg);
+            }
+            Err(end) if end.abort => {
+                t.abort_connection();
+                return;
+            }
+            Err(_) => {
                 self.conn.send_close_notify();
                 self.flush_tls(t);
                 t.lose_connection();
                 return;
             }
-            Closing::Abort => {
-                t.abort_connection();
-                return;
-            }
         }
+        let next = core.next_deadline();
         self.flush_tls(t);
-        if let Some(deadline) = self.inner_t.next_timer_deadline()
+        if let Some(deadline) = next
             && self.timer.is_none_or(|(at, _)| deadline < at)
         {
             if let Some((_, id)) = self.timer.take() {
                 t.cancel_timer(id);
             }
             let delay = deadline.saturating_duration_since(Instant::now());
-            let id = t.call_later(delay, |p: &mut TlsServer, t| p.fire_timers(t));
+            let id = t.call_later(delay, |p: &mut TlsProtocol, t| p.fire_timers(t));
             self.timer = Some((deadline, id));
         }
     }
 
     fn fire_timers(&mut self, t: &mut Transport) {
         self.timer = None;
-        let now = Instant::now();
-        while !t.is_disconnecting() {
-            let Some(f) = self.inner_t.pop_due_timer(now) else {
-                break;
-            };
-            f(&mut *self.inner, &mut self.inner_t);
-            self.settle(t);
-        }
-        if !t.is_disconnecting() {
-            self.settle(t);
-        }
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let verdict = core.due(&mut *self.inner, Instant::now());
+        self.settle(verdict, t);
     }
 
     /// Runs the wrapped protocol's queued inbox commands on this owner.
     fn pump(&mut self, t: &mut Transport) {
-        for _ in 0..MAX_PUMP {
-            if t.is_disconnecting() {
-                return;
-            }
-            let Some(command) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) else {
-                return;
-            };
-            if let Some(f) = self.inner_t.apply(command) {
-                f(&mut *self.inner, &mut self.inner_t);
-            }
-            self.settle(t);
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        if t.is_disconnecting() {
+            return;
         }
-        // More waiting: come back after the owner's other work.
-        let _ = t.handle().call(|p: &mut TlsServer, t| p.pump(t));
+        let verdict = core.commands(&mut *self.inner, None, MAX_PUMP);
+        let more = core.has_commands();
+        self.settle(verdict, t);
+        if more && !t.is_disconnecting() {
+            // More waiting: come back after the owner's other work.
+            let _ = t.handle().call(|p: &mut TlsProtocol, t| p.pump(t));
+        }
     }
 }
 
-impl Protocol for TlsServer {
+impl Protocol for TlsProtocol {
     fn connection_made(&mut self, t: &mut Transport) {
-        self.inner_t = Transport::new(t.info().clone(), crate::engine::DEFAULT_OUTBOUND_QUEUE);
-        self.inner_t.set_link(self.link.clone());
-        self.inner.connection_made(&mut self.inner_t);
-        self.settle(t);
+        if self.core.is_none() {
+            self.make_core(t.info().clone(), t.inbox_capacity());
+        }
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let verdict = core.made(&mut *self.inner);
+        self.settle(verdict, t);
+        if self.is_client() && !t.is_disconnecting() {
+            // The handshake may have brought application data along.
+            self.deliver(t);
+        }
     }
 
     fn data_received(&mut self, mut data: &[u8], t: &mut Transport) {
         while !data.is_empty() && !t.is_disconnecting() {
             if let Err(e) = self.conn.read_tls(&mut data) {
+                if self.is_client() {
+                    t.abort_connection_because(Reason::Lost(format!("TLS: {e}")));
+                    return;
+                }
                 log::info!("TLS with {} failed: {e}; closing", t.info().peer);
                 t.abort_connection();
                 return;
             }
-            if let Err(e) = self.conn.process_new_packets() {
-                log::info!(
-                    "TLS {}with {} failed: {}",
-                    if self.conn.is_handshaking() {
-                        "handshake "
-                    } else {
-                        ""
-                    },
-                    t.info().peer,
-                    crate::tls_failure::server_failure(&e)
-                );
-                self.failure_logged = true;
-                self.flush_tls(t); // the alert tells the client why
-                t.lose_connection();
-                return;
-            }
-            let mut plain = vec![0u8; 16 * 1024];
-            loop {
-                if t.is_disconnecting() {
-                    return;
-                }
-                match std::io::Read::read(&mut self.conn.reader(), &mut plain) {
-                    Ok(0) => {
-                        // close_notify: the client is done.
-                        self.conn.send_close_notify();
-                        self.flush_tls(t);
-                        t.lose_connection();
-                        return;
-                    }
-                    Ok(n) => {
-                        self.inner.data_received(&plain[..n], &mut self.inner_t);
-                        self.settle(t);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        log::info!("TLS: {e}; closing");
-                        t.abort_connection();
-                        return;
-                    }
-                }
-            }
-            self.flush_tls(t);
+            self.deliver(t);
         }
     }
 
@@ -450,26 +463,99 @@ impl Protocol for TlsServer {
         // A client that refuses the certificate may just hang up (or its
         // alert may not arrive): still one line naming the peer. Not when
         // the wrapped protocol closed first (QOTD closes at once).
-        if self.conn.is_handshaking()
+        if !self.is_client()
+            && self.conn.is_handshaking()
             && !self.failure_logged
-            && self.inner_t.closing() == Closing::No
+            && self
+                .core
+                .as_mut()
+                .is_none_or(|c| c.transport_mut().closing() == Closing::No)
             && matches!(reason, Reason::Done | Reason::Lost(_))
         {
             self.failure_logged = true;
+            let peer = self
+                .core
+                .as_mut()
+                .map(|c| c.transport_mut().info().peer.to_string())
+                .unwrap_or_else(|| "a client".to_string());
             log::info!(
-                "TLS handshake with {} failed: {}",
-                self.inner_t.info().peer,
+                "TLS handshake with {peer} failed: {}",
                 crate::tls_failure::SERVER_HANDSHAKE_CUT
             );
         }
-        if !self.lost {
-            self.lost = true;
-            self.inner.connection_lost(reason);
+        if let Some(core) = self.core.as_mut() {
+            core.lost(&mut *self.inner, reason);
         }
     }
 
     fn log_prefix(&self) -> &'static str {
         self.inner.log_prefix()
+    }
+}
+
+impl TlsProtocol {
+    fn is_client(&self) -> bool {
+        matches!(self.conn, rustls::Connection::Client(_))
+    }
+
+    /// Processes the records read so far and hands their plaintext to the
+    /// wrapped protocol, stopping as soon as the connection closes.
+    fn deliver(&mut self, t: &mut Transport) {
+        if let Err(e) = self.conn.process_new_packets() {
+            if self.is_client() {
+                self.flush_tls(t); // the alert tells the server why
+                let why = format!("TLS: {}", crate::client::tls::describe(&e));
+                t.lose_connection_because(Reason::Lost(why));
+                return;
+            }
+            log::info!(
+                "TLS {}with {} failed: {}",
+                if self.conn.is_handshaking() {
+                    "handshake "
+                } else {
+                    ""
+                },
+                t.info().peer,
+                crate::tls_failure::server_failure(&e)
+            );
+            self.failure_logged = true;
+            self.flush_tls(t); // the alert tells the client why
+            t.lose_connection();
+            return;
+        }
+        let mut plain = vec![0u8; 16 * 1024];
+        loop {
+            if t.is_disconnecting() {
+                return;
+            }
+            match std::io::Read::read(&mut self.conn.reader(), &mut plain) {
+                Ok(0) => {
+                    // close_notify: the client is done.
+                    self.conn.send_close_notify();
+                    self.flush_tls(t);
+                    t.lose_connection();
+                    return;
+                }
+                Ok(n) => {
+                    let Some(core) = self.core.as_mut() else {
+                        return;
+                    };
+                    let verdict = core.received(&mut *self.inner, &plain[..n], Instant::now());
+                    self.settle(verdict, t);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if self.is_client() => {
+                    t.abort_connection_because(Reason::Lost(format!("TLS: {e}")));
+                    return;
+                }
+                Err(e) => {
+                    log::info!("TLS: {e}; closing");
+                    t.abort_connection();
+                    return;
+                }
+            }
+        }
+        self.flush_tls(t);
     }
 }
 
@@ -504,6 +590,44 @@ mod tests {
                 && TlsEndpoint::is_tls("tls:1")
                 && !TlsEndpoint::is_tls("tcp:1")
         );
+    }
+
+    /// TLS connections used the engine's default inbox size, whatever
+    /// `--outbound-queue` said; the wrapped protocol's handles now get the
+    /// connection's own capacity.
+    #[test]
+    fn the_wrapped_protocol_gets_the_connections_inbox_capacity() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use crate::transport::ConnInfo;
+
+        struct TakesHandle(Arc<AtomicUsize>);
+        impl Protocol for TakesHandle {
+            fn connection_made(&mut self, t: &mut Transport) {
+                self.0.store(t.handle().capacity(), Ordering::SeqCst);
+            }
+            fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
+        }
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("spindle-tls-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let config = server_config(&key, &cert).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = TlsProtocol::new(Box::new(TakesHandle(seen.clone())), conn);
+        let a = Addr::Tcp("127.0.0.1:1".parse().unwrap());
+        let info = ConnInfo {
+            peer: a.clone(),
+            host: a,
+            session: 0,
+        };
+        let mut outer = Transport::new(info, 7);
+        tls.connection_made(&mut outer);
+        assert_eq!(seen.load(Ordering::SeqCst), 7);
     }
 
     #[test]

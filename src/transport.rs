@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
-use crate::protocol::{Addr, Protocol};
+use crate::protocol::{Addr, Protocol, Reason};
 
 /// A closure run on a connection's owner with its protocol and transport.
 pub(crate) type OwnerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
 
-/// A timer's closure. Timers never leave the owner, so need not be `Send`.
-pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport)>;
+/// A timer's closure. `Send`, like everything a [`Transport`] holds, so a
+/// connection (its protocol, transport and core) may move between threads
+/// between two callbacks.
+pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Send>;
 
 /// A message in a connection's inbox.
 pub(crate) enum Command {
@@ -141,6 +143,9 @@ pub struct Transport {
     timers: BTreeMap<(Instant, TimerId), TimerFn>,
     timer_deadlines: BTreeMap<TimerId, Instant>,
     next_timer: u64,
+    /// What `connection_lost` is told when the close asked for here
+    /// happens, if not the usual `Done` / `Aborted`.
+    close_reason: Option<Reason>,
     /// How far the test harness has moved this connection's clock ahead.
     clock_skew: Duration,
 }
@@ -172,6 +177,7 @@ impl Transport {
             timers: BTreeMap::new(),
             timer_deadlines: BTreeMap::new(),
             next_timer: 0,
+            close_reason: None,
             clock_skew: Duration::ZERO,
         }
     }
@@ -212,6 +218,28 @@ impl Transport {
     pub fn abort_connection(&mut self) {
         self.closing = Closing::Abort;
         self.out.clear();
+    }
+
+    /// As [`Transport::lose_connection`], and `connection_lost` will be
+    /// told `reason` rather than "closed cleanly": for a close that a
+    /// limit or a failure forced (Twisted's #4880).
+    pub fn lose_connection_because(&mut self, reason: Reason) {
+        if self.closing == Closing::No {
+            self.closing = Closing::Lose;
+            self.close_reason = Some(reason);
+        }
+    }
+
+    /// As [`Transport::abort_connection`], and `connection_lost` will be
+    /// told `reason` rather than "aborted".
+    pub fn abort_connection_because(&mut self, reason: Reason) {
+        self.abort_connection();
+        self.close_reason = Some(reason);
+    }
+
+    /// The reason given with the close request, taken once (the core's).
+    pub(crate) fn take_close_reason(&mut self) -> Option<Reason> {
+        self.close_reason.take()
     }
 
     /// Whether the protocol asked to close. A framer checks this between
@@ -269,6 +297,12 @@ impl Transport {
         }
     }
 
+    /// How many commands handles made from this transport may queue (the
+    /// server's `--outbound-queue`).
+    pub fn inbox_capacity(&self) -> usize {
+        self.inbox_capacity
+    }
+
     /// Whether [`Transport::handle`] was ever called.
     pub fn has_inbox(&self) -> bool {
         self.inbox.is_some()
@@ -286,7 +320,7 @@ impl Transport {
     pub fn call_later<P, F>(&mut self, delay: Duration, f: F) -> TimerId
     where
         P: Protocol,
-        F: FnOnce(&mut P, &mut Transport) + 'static,
+        F: FnOnce(&mut P, &mut Transport) + Send + 'static,
     {
         let id = TimerId(self.next_timer);
         self.next_timer += 1;
@@ -390,8 +424,10 @@ impl fmt::Display for HandleError {
 impl std::error::Error for HandleError {}
 
 /// Reaches a connection from any thread: write to it, close it, or run a
-/// closure on its owner. Cheap to clone. Every method returns at once: a
-/// full inbox is reported, never waited on.
+/// closure on its owner. Cheap to clone. Every method but
+/// [`ConnHandle::call_timeout`] returns at once: a full inbox is reported,
+/// never waited on. `call_timeout` is the one a sender uses when it would
+/// rather wait, bounded, than lose a result (engine contract, promise 4).
 #[derive(Clone)]
 pub struct ConnHandle {
     tx: Sender<Command>,
@@ -509,11 +545,6 @@ impl ConnHandle {
     /// The connection's remote address.
     pub fn peer(&self) -> &Addr {
         &self.peer
-    }
-
-    /// Whether two handles reach the same connection.
-    pub fn same_connection(&self, other: &ConnHandle) -> bool {
-        self.tx.same_channel(&other.tx)
     }
 }
 

@@ -43,6 +43,8 @@ util::every_model!(
     abort_through_a_full_inbox_always_gets_through,
     max_connections_refuses_beyond_the_cap,
     a_factory_refusal_is_told_to_the_peer,
+    a_busy_refusal_reaches_a_client_that_already_sent_a_line,
+    a_factory_refusal_reaches_a_client_that_already_sent_a_line,
     unix_sockets_serve_too,
 );
 
@@ -599,6 +601,35 @@ fn max_connections_refuses_beyond_the_cap(model: Model) {
         let mut b = [0u8; 1];
         matches!(third.read(&mut b), Ok(1))
     }));
+}
+
+/// A refused client that wrote before reading (`printf 'help\n' | nc`)
+/// still reads the refusal, then a clean EOF: the refusal closes like
+/// `lose_connection` (drain, FIN), never with an RST that would destroy
+/// the message before it is read.
+fn a_busy_refusal_reaches_a_client_that_already_sent_a_line(model: Model) {
+    let mut cfg = config(model);
+    cfg.max_connections = 1;
+    let factory = FnFactory::new("BusyEcho", |_| Box::new(echo::Echo) as Box<dyn Protocol>)
+        .with_busy_message(b"busy, try later\r\n".to_vec());
+    let server = start(cfg, factory);
+    let addr = server.tcp_addr();
+    let mut first = connect_addr(addr);
+    echo_round_trip(&mut first, b"1");
+    for _ in 0..5 {
+        let mut refused = connect_addr(addr);
+        send(&mut refused, b"help\n");
+        assert_eq!(read_to_end(&mut refused), b"busy, try later\r\n");
+    }
+}
+
+fn a_factory_refusal_reaches_a_client_that_already_sent_a_line(model: Model) {
+    let server = start(config(model), Closed);
+    for _ in 0..5 {
+        let mut c = connect_addr(server.tcp_addr());
+        send(&mut c, b"help\n");
+        assert_eq!(read_to_end(&mut c), b"sorry, closed\r\n");
+    }
 }
 
 /// Refuses everyone, with words.

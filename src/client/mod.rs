@@ -34,14 +34,11 @@ pub use factory::{ClientFactory, ConnectError};
 pub use page::{PageError, PageOptions, fetch_page, get_page};
 pub use reconnect::ReconnectingClientFactory;
 
-/// Default time one blocked write may take before the connection is dropped.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default capacity of a client connection's inbox, in commands.
-pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
-/// Default size of the read buffer.
-pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
-/// Default stack size of a client connection's thread.
-pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+// A client connection is served by the same owner as a server connection,
+// with the same defaults: one definition each, in engine/mod.rs.
+pub use crate::engine::{
+    DEFAULT_OUTBOUND_QUEUE, DEFAULT_READ_BUFFER, DEFAULT_STACK_SIZE, DEFAULT_WRITE_TIMEOUT,
+};
 
 /// Every bound and timeout of a client connection. The connect timeout
 /// belongs to the endpoint (`:timeout=S`).

@@ -1,4 +1,4 @@
-//! The accept loop shared by the thread engines: waits on every listening
+//! Accepting, for every engine. [`accept_loop`], the thread engines' loop, waits on every listening
 //! socket at once (mio), accepts until the backlog is empty, and hands each
 //! new connection on. It wakes at once when the server is told to stop.
 //!
@@ -52,6 +52,89 @@ pub(crate) fn register_listener(
     registry.register(&mut SourceFd(&fd), token, Interest::READABLE)
 }
 
+/// Accepting on a set of listeners: which may have connections waiting
+/// (edge-triggered readiness says nothing more about one until it is
+/// drained), and the back-off after a failed accept. The one accept logic
+/// of every engine: the thread engines' [`accept_loop`] and the reactor.
+pub(crate) struct Accepting {
+    pending: Vec<bool>,
+    backoff: Duration,
+    paused_until: Option<Instant>,
+}
+
+impl Accepting {
+    /// `listeners` listeners, each possibly with connections waiting.
+    pub(crate) fn new(listeners: usize) -> Accepting {
+        Accepting {
+            pending: vec![true; listeners],
+            backoff: FIRST_BACKOFF,
+            paused_until: None,
+        }
+    }
+
+    /// The poll said listener `i` is readable.
+    pub(crate) fn ready(&mut self, i: usize) {
+        if let Some(p) = self.pending.get_mut(i) {
+            *p = true;
+        }
+    }
+
+    /// Until when accepting is paused after a failure, if it is.
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+    }
+
+    /// Accepts on every listener that may have connections waiting, until
+    /// each would block, `go_on` says stop, or an accept fails (then
+    /// accepting pauses for a back-off that doubles from 10 ms to 1 s
+    /// while failures last). `on_accept` gets the listener's index, the
+    /// new (blocking) stream and its peer.
+    pub(crate) fn accept_ready(
+        &mut self,
+        listeners: &[&Listener],
+        go_on: impl Fn() -> bool,
+        mut on_accept: impl FnMut(usize, Stream, Addr),
+    ) {
+        if let Some(until) = self.paused_until {
+            if Instant::now() < until {
+                return;
+            }
+            self.paused_until = None;
+        }
+        for (i, listener) in listeners.iter().enumerate() {
+            while self.pending[i] && go_on() {
+                match accept(listener) {
+                    Ok((stream, peer)) => {
+                        self.backoff = FIRST_BACKOFF;
+                        on_accept(i, stream, peer);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pending[i] = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        log::debug!("a connection went away before accept: {e}");
+                    }
+                    Err(e) => {
+                        let backoff = self.backoff;
+                        if is_resource_exhaustion(&e) {
+                            log::warn!("accept failed: {e}; pausing accepts for {backoff:?}");
+                        } else {
+                            log::error!("accept failed: {e}; pausing accepts for {backoff:?}");
+                        }
+                        self.paused_until = Some(Instant::now() + backoff);
+                        self.backoff = (backoff * 2).min(MAX_BACKOFF);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Accepts on `listeners` until `stopper` fires, calling `on_accept` with
 /// the listener's index, the new (blocking) stream and its peer address.
 pub(crate) fn accept_loop(
@@ -66,13 +149,11 @@ pub(crate) fn accept_loop(
         register_listener(poll.registry(), listener, Token(i))?;
     }
     let mut events = Events::with_capacity(64);
-    let mut backoff = FIRST_BACKOFF;
-    let mut paused_until: Option<Instant> = None;
-    // Listeners that may still have connections waiting (edge-triggered
-    // readiness says nothing more about them until we drain them).
-    let mut pending = vec![true; listeners.len()];
+    let mut accepting = Accepting::new(listeners.len());
     while !stopper.is_stopped() {
-        let timeout = paused_until.map(|t| t.saturating_duration_since(Instant::now()));
+        let timeout = accepting
+            .paused_until()
+            .map(|t| t.saturating_duration_since(Instant::now()));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -80,48 +161,10 @@ pub(crate) fn accept_loop(
         }
         for event in events.iter() {
             if event.token() != WAKER {
-                pending[event.token().0] = true;
+                accepting.ready(event.token().0);
             }
         }
-        if let Some(until) = paused_until {
-            if Instant::now() < until {
-                continue;
-            }
-            paused_until = None;
-        }
-        for (i, listener) in listeners.iter().enumerate() {
-            while pending[i] && !stopper.is_stopped() {
-                match accept(listener) {
-                    Ok((stream, peer)) => {
-                        backoff = FIRST_BACKOFF;
-                        on_accept(i, stream, peer);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending[i] = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                        ) =>
-                    {
-                        log::debug!("a connection went away before accept: {e}");
-                    }
-                    Err(e) => {
-                        if is_resource_exhaustion(&e) {
-                            log::warn!("accept failed: {e}; pausing accepts for {backoff:?}");
-                        } else {
-                            log::error!("accept failed: {e}; pausing accepts for {backoff:?}");
-                        }
-                        paused_until = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        break;
-                    }
-                }
-            }
-            if paused_until.is_some() {
-                break;
-            }
-        }
+        accepting.accept_ready(listeners, || !stopper.is_stopped(), &mut on_accept);
     }
     Ok(())
 }

@@ -19,11 +19,9 @@
 //! [`ConnHandle::close_within`](crate::ConnHandle::close_within) is aborted
 //! on time even while its peer does not read.
 
-use std::any::Any;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -32,14 +30,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::ServerConfig;
+use super::admission::Admission;
+use super::core::{Control, Core, End};
 use super::registry::Registry;
 use super::stopper::Stopper;
 use super::stream::Stream;
 use crate::log::{ContextGuard, connection_context};
-use crate::protocol::{Addr, Factory, Protocol, Reason};
-use crate::transport::{
-    CloseDeadline, Closing, Command, ConnInfo, EngineHints, OwnerLink, Transport,
-};
+use crate::protocol::{Addr, Protocol, Reason};
+use crate::transport::{Command, ConnInfo, EngineHints, OwnerLink, Transport};
 
 /// Inbox commands an owner runs before it writes their output: a burst of
 /// queued broadcast lines then costs one `write` instead of one each. The
@@ -61,27 +59,6 @@ pub(crate) struct ConnEnv {
     pub hints: Option<Arc<dyn EngineHints>>,
 }
 
-/// How the connection ends: why, and whether to flush or reset.
-struct End {
-    reason: Reason,
-    how: Closing,
-}
-
-impl End {
-    fn clean(reason: Reason) -> End {
-        End {
-            reason,
-            how: Closing::Lose,
-        }
-    }
-    fn abort(reason: Reason) -> End {
-        End {
-            reason,
-            how: Closing::Abort,
-        }
-    }
-}
-
 /// What woke an inbox-mode owner.
 enum Woke {
     Input(Result<ReadEvent, crossbeam_channel::RecvError>),
@@ -101,70 +78,38 @@ enum ReadEvent {
 struct ThreadLink {
     registry: Arc<Registry>,
     id: u64,
-    killed: AtomicBool,
-    close: CloseDeadline,
+    control: Arc<Control>,
 }
 
 impl OwnerLink for ThreadLink {
     fn wake(&self) {}
     fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
+        self.control.kill();
         self.registry.kill(self.id);
     }
     /// The owner keeps it: between write slices, and in its waits.
     fn close_by(&self, deadline: Instant) {
-        self.close.set(deadline);
+        self.control.close_by(deadline);
     }
 }
 
-/// Text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-text panic payload".to_string()
-    }
-}
-
-/// Builds a protocol for a freshly accepted connection with `factory` and
-/// serves it to the end on the calling thread. A refusal is logged and
-/// told to the peer (if it has words); a panicking `build_protocol` costs
-/// only this connection.
+/// Builds a protocol for a freshly admitted connection through
+/// `admission` (a refusal or a panicking `build_protocol` costs only this
+/// connection) and serves it to the end on the calling thread.
 pub(crate) fn serve_accepted(
     stream: Stream,
     peer: Addr,
+    service: usize,
     session: u64,
-    factory: &dyn Factory,
-    host: &Addr,
+    admission: &Admission,
     env: &ConnEnv,
 ) {
-    let built = {
-        let _ctx = ContextGuard::enter(factory.name());
-        catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&peer)))
-    };
-    let protocol = match built {
-        Ok(Ok(p)) => p,
-        Ok(Err(refusal)) => {
-            let _ctx = ContextGuard::enter(factory.name());
-            log::info!("{} refused {}: {}", factory.name(), peer, refusal.reason);
-            if let Some(message) = refusal.message {
-                let mut stream = stream;
-                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = stream.write_all(&message);
-            }
-            return;
-        }
-        Err(payload) => {
-            let _ctx = ContextGuard::enter(factory.name());
-            log::error!("build_protocol panicked: {}", panic_message(&*payload));
-            return;
-        }
+    let Some((stream, protocol)) = admission.build(service, stream, &peer) else {
+        return;
     };
     let info = ConnInfo {
         peer,
-        host: host.clone(),
+        host: admission.host(service).clone(),
         session,
     };
     serve(stream, protocol, info, env);
@@ -172,54 +117,71 @@ pub(crate) fn serve_accepted(
 
 /// Serves one connection to the end, on the calling thread.
 pub(crate) fn serve(stream: Stream, protocol: Box<dyn Protocol>, info: ConnInfo, env: &ConnEnv) {
-    let _context = ContextGuard::enter(connection_context(
+    let context = connection_context(
         protocol.log_prefix(),
         info.session,
         &info.peer.host_string(),
-    ));
+    );
+    serve_with(stream, protocol, info, env, context, |_| {});
+}
+
+/// As [`serve`], logging under `context`; `before` sees the transport
+/// before `connection_made` (the client hands out its handle there).
+/// Returns why the connection ended, after `connection_lost`.
+pub(crate) fn serve_with(
+    stream: Stream,
+    protocol: Box<dyn Protocol>,
+    info: ConnInfo,
+    env: &ConnEnv,
+    context: String,
+    before: impl FnOnce(&mut Transport),
+) -> Reason {
+    let _context = ContextGuard::enter(context);
     let idle = Arc::new(AtomicBool::new(false));
     let id = env.registry.register(stream.as_raw_fd(), idle.clone());
+    let control = Arc::new(Control::default());
     let link = Arc::new(ThreadLink {
         registry: env.registry.clone(),
         id,
-        killed: AtomicBool::new(false),
-        close: CloseDeadline::default(),
+        control: control.clone(),
     });
     let mut transport = Transport::new(info, env.config.outbound_queue);
-    transport.set_link(link.clone());
+    transport.set_link(link);
     if let Some(h) = &env.hints {
         transport.set_hints(h.clone());
     }
+    before(&mut transport);
     stream.set_nodelay();
     if let Err(e) = stream.set_write_timeout(env.config.write_timeout) {
         log::warn!("cannot set the write timeout: {e}");
     }
+    let core = Core::new(transport, control, env.config.idle_timeout, Instant::now());
     let mut owner = Owner {
         stream,
         protocol,
-        transport,
+        core,
         env,
-        link,
+        registry_id: id,
         read_timeout: None,
-        last_input: Instant::now(),
         reader: None,
         idle,
         sliced_writes: false,
     };
     let end = owner.run();
-    owner.finish(end);
+    owner.finish(end)
 }
 
+/// The blocking driver of one connection's [`Core`]: it reads, writes and
+/// waits; the core decides.
 struct Owner<'a> {
     stream: Stream,
     protocol: Box<dyn Protocol>,
-    transport: Transport,
+    core: Core,
     env: &'a ConnEnv,
-    link: Arc<ThreadLink>,
+    registry_id: u64,
     /// The read timeout currently set on the socket, to skip redundant
     /// `setsockopt` calls on the hot path.
     read_timeout: Option<Duration>,
-    last_input: Instant,
     reader: Option<(Receiver<ReadEvent>, thread::JoinHandle<()>)>,
     /// Raised while the owner waits for input, so that a stopping server
     /// wakes it (see `Registry::wake_idle`).
@@ -229,58 +191,44 @@ struct Owner<'a> {
 }
 
 impl Owner<'_> {
-    /// Runs one callback; a panic aborts the connection.
-    fn callback(&mut self, f: impl FnOnce(&mut dyn Protocol, &mut Transport)) -> Result<(), End> {
-        let protocol = &mut *self.protocol;
-        let transport = &mut self.transport;
-        match catch_unwind(AssertUnwindSafe(|| f(protocol, transport))) {
-            Ok(()) => Ok(()),
-            Err(payload) => {
-                let msg = panic_message(&*payload);
-                log::error!("a callback panicked ({msg}); aborting this connection");
-                self.transport.abort_connection();
-                Err(End::abort(Reason::Panicked(msg)))
-            }
+    /// After every event: send what the core says to send (blocking, within
+    /// the write timeout), then go on or end as it said.
+    fn settle(&mut self, verdict: Result<(), End>) -> Result<(), End> {
+        let written = self.write_output();
+        match (verdict, written) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(end), Ok(())) => Err(end),
+            (_, Err(failed)) => Err(self.core.fail(failed)),
         }
     }
 
-    /// After every callback: send what was written, then see whether the
-    /// protocol asked to close.
-    fn settle(&mut self) -> Result<(), End> {
-        if self.link.killed.load(Ordering::SeqCst) {
-            return Err(End::abort(Reason::Aborted));
+    /// Sends the core's output, all of it or an error.
+    fn write_output(&mut self) -> Result<(), End> {
+        if self.core.output().is_empty() {
+            return Ok(());
         }
-        check_close_deadline(&self.link.close)?;
-        if !self.transport.pending_output().is_empty() {
-            if self.sliced_writes {
-                let out = self.transport.output_mut();
-                let result = write_sliced(
-                    &mut self.stream,
-                    out,
-                    &self.link.close,
-                    self.env.config.write_timeout,
-                );
-                out.clear();
-                result?;
-            } else {
-                let out = self.transport.output_mut();
-                let result = self.stream.write_all(out);
-                out.clear();
-                if let Err(e) = result {
-                    return Err(match e.kind() {
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                            log::info!("write timed out; dropping the connection");
-                            End::abort(Reason::TimedOut("write"))
-                        }
-                        _ => End::abort(Reason::Lost(e.to_string())),
-                    });
+        if self.sliced_writes {
+            let control = self.core.control().clone();
+            let out = self.core.output();
+            let result = write_sliced(
+                &mut self.stream,
+                out,
+                &control,
+                self.env.config.write_timeout,
+            );
+            out.clear();
+            result
+        } else {
+            let out = self.core.output();
+            let result = self.stream.write_all(out);
+            out.clear();
+            result.map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    log::info!("write timed out; dropping the connection");
+                    End::abort(Reason::TimedOut("write"))
                 }
-            }
-        }
-        match self.transport.closing() {
-            Closing::No => Ok(()),
-            Closing::Lose => Err(End::clean(Reason::Done)),
-            Closing::Abort => Err(End::abort(Reason::Aborted)),
+                _ => End::abort(Reason::Lost(e.to_string())),
+            })
         }
     }
 
@@ -292,34 +240,34 @@ impl Owner<'_> {
     }
 
     fn try_run(&mut self) -> Result<std::convert::Infallible, End> {
-        self.callback(|p, t| p.connection_made(t))?;
-        self.settle()?;
+        let made = self.core.made(&mut *self.protocol);
+        self.settle(made)?;
         let mut buf = ReadBuffer::new(self.env.config.read_buffer);
         loop {
-            if self.transport.has_inbox() {
+            if self.core.inbox().is_some() {
                 return self.run_inbox();
             }
             // Raise the idle flag before checking the stop signal: the
             // registry's wake-up cannot then miss this read.
             self.idle.store(true, Ordering::SeqCst);
             if self.env.stopper.is_stopped() {
-                return Err(End::clean(Reason::Shutdown));
+                return Err(self.core.fail(End::clean(Reason::Shutdown)));
             }
             self.set_read_timeout()?;
             let read = self.stream.read(buf.space());
             self.idle.store(false, Ordering::SeqCst);
-            match read {
+            let verdict = match read {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => {
-                    self.last_input = Instant::now();
                     let data = buf.filled(n);
-                    self.callback(|p, t| p.data_received(data, t))?;
+                    self.core
+                        .received(&mut *self.protocol, data, Instant::now())
                 }
-                Err(e) if is_timeout(&e) => self.on_tick()?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(End::abort(Reason::Lost(e.to_string()))),
-            }
-            self.settle()?;
+                Err(e) if is_timeout(&e) => self.core.due(&mut *self.protocol, Instant::now()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+                Err(e) => return Err(self.core.fail(End::abort(Reason::Lost(e.to_string())))),
+            };
+            self.settle(verdict)?;
             self.run_overdue_timers()?;
         }
     }
@@ -328,46 +276,37 @@ impl Owner<'_> {
     /// sending (a slowloris trickling a header) would keep that from ever
     /// happening, so overdue timers also run after input.
     fn run_overdue_timers(&mut self) -> Result<(), End> {
-        if self
-            .transport
-            .next_timer_deadline()
-            .is_some_and(|d| d <= Instant::now())
-        {
-            self.on_tick()?;
+        if !self.core.has_timers() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self.core.timer_due(now) {
+            let verdict = self.core.due(&mut *self.protocol, now);
+            self.settle(verdict)?;
         }
         Ok(())
     }
 
     /// The peer's EOF, or ours from a shutdown.
-    fn eof(&self) -> End {
-        if self.env.stopper.is_stopped() {
-            End::clean(Reason::Shutdown)
+    fn eof(&mut self) -> End {
+        let reason = if self.env.stopper.is_stopped() {
+            Reason::Shutdown
         } else {
-            End::clean(Reason::Done)
+            Reason::Done
+        };
+        match self.core.input_ended(reason) {
+            Err(end) => end,
+            Ok(()) => End::clean(Reason::Done),
         }
     }
 
-    /// The next instant something other than input is due: a timer, or the
-    /// idle timeout.
-    fn next_deadline(&self) -> Option<Instant> {
-        let idle = self.env.config.idle_timeout.map(|d| self.last_input + d);
-        [
-            idle,
-            self.transport.next_timer_deadline(),
-            self.link.close.get(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
     fn set_read_timeout(&mut self) -> Result<(), End> {
-        let timers = self.transport.next_timer_deadline().is_some();
+        let timers = self.core.has_timers();
         let wanted = if !timers {
             // Only the idle timeout: a constant, so no syscall per read.
             self.env.config.idle_timeout
         } else {
-            self.next_deadline().map(|d| {
+            self.core.next_deadline().map(|d| {
                 d.saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1))
             })
@@ -385,26 +324,10 @@ impl Owner<'_> {
             (current, wanted) => current == wanted,
         };
         if !close_enough {
-            self.stream
-                .set_read_timeout(wanted)
-                .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
+            if let Err(e) = self.stream.set_read_timeout(wanted) {
+                return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
+            }
             self.read_timeout = wanted;
-        }
-        Ok(())
-    }
-
-    /// A wait ended without input: run due timers, enforce the idle timeout.
-    fn on_tick(&mut self) -> Result<(), End> {
-        let now = Instant::now();
-        while let Some(timer) = self.transport.pop_due_timer(now) {
-            self.callback(timer)?;
-            self.settle()?;
-        }
-        if let Some(idle) = self.env.config.idle_timeout
-            && now.duration_since(self.last_input) >= idle
-        {
-            log::info!("no input for {idle:?}; closing the idle connection");
-            return Err(End::clean(Reason::TimedOut("idle")));
         }
         Ok(())
     }
@@ -415,28 +338,28 @@ impl Owner<'_> {
     // thread model touch one more stack page (measured: 12 -> 16 KiB).
     #[inline(never)]
     fn run_inbox(&mut self) -> Result<std::convert::Infallible, End> {
-        let inbox = self
-            .transport
-            .take_inbox()
-            .ok_or_else(|| End::abort(Reason::Lost("inbox already taken".into())))?;
+        let Some(inbox) = self.core.inbox().cloned() else {
+            return Err(self.core.fail(End::abort(Reason::Lost("no inbox".into()))));
+        };
         let data = self.start_reader()?;
         let slice = self
             .env
             .config
             .write_timeout
             .map_or(WRITE_SLICE, |t| t.min(WRITE_SLICE));
-        self.stream
-            .set_write_timeout(Some(slice))
-            .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
+        if let Err(e) = self.stream.set_write_timeout(Some(slice)) {
+            return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
+        }
         self.sliced_writes = true;
         loop {
             let timeout = self
+                .core
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = timeout.unwrap_or(Duration::from_secs(3600));
             self.idle.store(true, Ordering::SeqCst);
             if self.env.stopper.is_stopped() {
-                return Err(End::clean(Reason::Shutdown));
+                return Err(self.core.fail(End::clean(Reason::Shutdown)));
             }
             let woke = select! {
                 recv(data) -> event => Woke::Input(event),
@@ -444,92 +367,76 @@ impl Owner<'_> {
                 default(timeout) => Woke::Tick,
             };
             self.idle.store(false, Ordering::SeqCst);
-            match woke {
+            let p = &mut *self.protocol;
+            let verdict = match woke {
                 Woke::Input(Ok(ReadEvent::Data(bytes))) => {
-                    self.last_input = Instant::now();
-                    self.callback(|p, t| p.data_received(&bytes, t))?;
+                    self.core.received(p, &bytes, Instant::now())
                 }
                 Woke::Input(Ok(ReadEvent::Eof) | Err(_)) => return Err(self.eof()),
                 Woke::Input(Ok(ReadEvent::Failed(e))) => {
-                    return Err(End::abort(Reason::Lost(e.to_string())));
+                    return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
                 }
-                Woke::Command(Some(command)) => self.run_commands(command, &inbox)?,
-                Woke::Command(None) => {}
-                Woke::Tick => self.on_tick()?,
-            }
-            self.settle()?;
+                Woke::Command(Some(command)) => {
+                    self.core.commands(p, Some(command), COMMANDS_PER_WRITE)
+                }
+                Woke::Command(None) => Ok(()),
+                Woke::Tick => self.core.due(p, Instant::now()),
+            };
+            self.settle(verdict)?;
             self.run_overdue_timers()?;
         }
     }
 
-    /// Runs `first`, then the commands already queued behind it, up to
-    /// [`COMMANDS_PER_WRITE`] in all, stopping at a close: their output
-    /// accumulates, in order, and `settle` sends it in one write.
-    fn run_commands(&mut self, first: Command, inbox: &Receiver<Command>) -> Result<(), End> {
-        let mut next = Some(first);
-        let mut ran = 0;
-        while let Some(command) = next.take() {
-            if let Some(f) = self.transport.apply(command) {
-                self.callback(f)?;
-            }
-            ran += 1;
-            if ran < COMMANDS_PER_WRITE
-                && !self.transport.is_disconnecting()
-                && !self.link.killed.load(Ordering::SeqCst)
-            {
-                next = inbox.try_recv().ok();
-            }
-        }
-        Ok(())
-    }
-
     fn start_reader(&mut self) -> Result<Receiver<ReadEvent>, End> {
-        let mut stream = self
-            .stream
-            .try_clone()
-            .map_err(|e| End::abort(Reason::Lost(format!("cannot clone the socket: {e}"))))?;
-        stream
-            .set_read_timeout(None)
-            .map_err(|e| End::abort(Reason::Lost(e.to_string())))?;
-        let (tx, rx) = crossbeam_channel::bounded(4);
-        let size = self.env.config.read_buffer.max(512);
-        let handle = thread::Builder::new()
-            .name("spindle-reader".into())
-            .stack_size(64 * 1024)
-            .spawn(move || read_into(&mut stream, &tx, size))
-            .map_err(|e| {
-                log::error!("cannot start a reader thread ({e}); dropping the connection");
-                End::abort(Reason::Lost(format!("cannot start a reader thread: {e}")))
-            })?;
-        self.reader = Some((rx.clone(), handle));
-        Ok(rx)
-    }
-
-    /// Closes the socket as `end` says, then tells the protocol.
-    fn finish(mut self, end: End) {
-        // Wake the reader thread, if any. An abort shuts only the read side:
-        // a FIN must not go out ahead of the RST that the close sends.
-        let wake = match end.how {
-            Closing::Abort => {
-                self.stream.set_abortive_close();
-                Shutdown::Read
-            }
-            _ => {
-                self.close_gracefully(&end.reason);
-                Shutdown::Both
+        let cloned = self.stream.try_clone().and_then(|s| {
+            s.set_read_timeout(None)?;
+            Ok(s)
+        });
+        let mut stream = match cloned {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("cannot clone the socket: {e}");
+                return Err(self.core.fail(End::abort(Reason::Lost(why))));
             }
         };
-        self.env.registry.unregister(self.link.id);
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let size = self.env.config.read_buffer.max(512);
+        let spawned = thread::Builder::new()
+            .name("spindle-reader".into())
+            .stack_size(64 * 1024)
+            .spawn(move || read_into(&mut stream, &tx, size));
+        match spawned {
+            Ok(handle) => {
+                self.reader = Some((rx.clone(), handle));
+                Ok(rx)
+            }
+            Err(e) => {
+                log::error!("cannot start a reader thread ({e}); dropping the connection");
+                let why = format!("cannot start a reader thread: {e}");
+                Err(self.core.fail(End::abort(Reason::Lost(why))))
+            }
+        }
+    }
+
+    /// Closes the socket as `end` says, then tells the protocol. Returns
+    /// the reason it was told.
+    fn finish(mut self, end: End) -> Reason {
+        // Wake the reader thread, if any. An abort shuts only the read side:
+        // a FIN must not go out ahead of the RST that the close sends.
+        let wake = if end.abort {
+            self.stream.set_abortive_close();
+            Shutdown::Read
+        } else {
+            self.close_gracefully(&end.reason);
+            Shutdown::Both
+        };
+        self.env.registry.unregister(self.registry_id);
         let _ = self.stream.shutdown(wake);
         if let Some((_, handle)) = self.reader.take() {
             let _ = handle.join();
         }
-        log::debug!("connection lost: {}", end.reason);
-        let reason = end.reason;
-        let protocol = &mut *self.protocol;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(&reason))) {
-            log::error!("connection_lost panicked ({})", panic_message(&*payload));
-        }
+        self.core.lost(&mut *self.protocol, &end.reason);
+        end.reason
     }
 
     /// Sends a FIN, then reads and discards what the peer still sends for up
@@ -610,24 +517,13 @@ fn read_into(stream: &mut Stream, tx: &Sender<ReadEvent>, size: usize) {
     }
 }
 
-/// Ends a connection whose [`ConnHandle::close_within`] deadline passed.
-///
-/// [`ConnHandle::close_within`]: crate::ConnHandle::close_within
-fn check_close_deadline(close: &CloseDeadline) -> Result<(), End> {
-    if close.passed(Instant::now()) {
-        log::info!("not closed by the deadline it was given; aborting the connection");
-        return Err(End::abort(Reason::TimedOut("close deadline")));
-    }
-    Ok(())
-}
-
 /// Writes all of `out` to a socket whose send timeout is a slice: between
 /// slices, checks the close deadline, and gives up once `write_timeout`
 /// passed without progress (the same bound as one blocking `write_all`).
 fn write_sliced(
     stream: &mut Stream,
     out: &[u8],
-    close: &CloseDeadline,
+    control: &Control,
     write_timeout: Option<Duration>,
 ) -> Result<(), End> {
     let mut sent = 0;
@@ -644,7 +540,7 @@ fn write_sliced(
                 progress = Instant::now();
             }
             Err(e) if is_timeout(&e) => {
-                check_close_deadline(close)?;
+                control.check(Instant::now())?;
                 if write_timeout.is_some_and(|limit| progress.elapsed() >= limit) {
                     log::info!("write timed out; dropping the connection");
                     return Err(End::abort(Reason::TimedOut("write")));

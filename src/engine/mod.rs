@@ -3,33 +3,63 @@
 //! # The engine contract
 //!
 //! Every engine, whatever its threads, keeps these promises to every
-//! protocol (DESIGN.md):
+//! protocol (DESIGN.md). Each is written once, in the connection core
+//! (`core.rs`), which every driver feeds: the blocking owner of the pool,
+//! thread and process engines and of client connections
+//! (`connection.rs`), the reactor (`reactor_conn.rs`), the test
+//! [`Harness`](crate::testing::Harness) and the TLS wrapper
+//! (`tls_server.rs`). Where a promise needs the driver too, it says which.
 //!
 //! 1. **One callback at a time per connection.** `connection_made`, each
 //!    `data_received`, inbox closures, timers and `connection_lost` of one
 //!    connection never overlap, and run in the order their causes arrived.
-//!    `connection_lost` runs exactly once, last.
+//!    `connection_lost` runs exactly once, last. *Kept by*: the core's
+//!    events (`Core::made`, `received`, `commands`, `due`, `lost`), each
+//!    run by one driver thread at a time.
 //! 2. **Writes leave after the callback.** What a callback wrote is sent
 //!    when it returns, in one `write` call where the socket takes it all;
 //!    `lose_connection` sends it and then closes with a FIN;
 //!    `abort_connection` drops it and closes with an RST. Inbox commands
 //!    already queued run back to back (a bounded number) and their output
 //!    leaves together, in order: a burst of broadcast lines is one `write`.
+//!    *Kept by*: the core's verdicts (`Ok` / clean `End` / abort `End`) and
+//!    `Core::commands` (the batch, stopping at a close); the write itself
+//!    and the FIN + linger are the driver's (`Owner::settle`,
+//!    `Conn::settle`).
 //! 3. **Nothing is delivered after a close request.** Once a protocol asked
-//!    to close, it receives no more data.
-//! 4. **Other threads go through the inbox.** A [`ConnHandle`] queues into a
-//!    bounded channel; a full one is reported to the sender, never waited
-//!    on, and `abort_connection` always gets through, as does
-//!    `close_within`, whose deadline the engine keeps even while the
-//!    owner is blocked writing to a peer that does not read.
+//!    to close, it receives no more data, inbox commands or timers.
+//!    *Kept by*: the core: once an event answered with an `End`, later
+//!    events run nothing.
+//! 4. **Other threads go through the inbox.** A [`ConnHandle`] queues into
+//!    a bounded channel; the owner never waits on it, and a full one is
+//!    reported to the sender at once by every method but
+//!    [`ConnHandle::call_timeout`], with which a sender (a Deferred's
+//!    result, a child's output) chooses to wait, for at most its timeout,
+//!    rather than lose a result to a momentary burst: the wait is the
+//!    sender's, bounded, and only ever on another thread than the owner.
+//!    `abort_connection` always gets through, as does `close_within`,
+//!    whose deadline the engine keeps even while the owner is blocked
+//!    writing to a peer that does not read. *Kept by*: the core's
+//!    `Control` (kill flag and close deadline, checked after every
+//!    callback and in `Core::due`); the driver's link wakes the owner
+//!    (`ThreadLink`, the reactor's `Link`) and the blocking owner checks
+//!    the deadline between write slices.
 //! 5. **Bounds are enforced, with a log line.** Connections beyond the
 //!    engine's capacity are refused (with the factory's busy message, if
-//!    any); idle and write timeouts close; a panicking callback aborts only
-//!    its own connection.
+//!    any, then a FIN after the peer's input is drained, never an RST);
+//!    idle and write timeouts close; a panicking callback aborts only its
+//!    own connection. `connection_lost` is told which engine limit closed
+//!    it (`Reason::TimedOut("idle" | "write" | "close deadline")`); a
+//!    protocol closing for a limit of its own says so with
+//!    `Transport::lose_connection_because`. *Kept by*: `admission.rs` (cap, refusal, sessions, the open
+//!    count), the core (idle timeout, close deadline, panics), the driver
+//!    (write timeout: blocking `write` or the reactor's `blocked_since`).
 //! 6. **Stopping is graceful.** On [`Stopper::stop`] the engine stops
 //!    accepting, wakes every connection (idle ones close at once), lets them
 //!    flush within [`ServerConfig::grace`], then closes what is left and
-//!    calls `stop_factory`.
+//!    calls `stop_factory`. *Kept by*: each engine (`pool.rs`, `thread.rs`,
+//!    `process.rs`, `reactor.rs`), which then feeds the core
+//!    `Reason::Shutdown`.
 //!
 //! # The engines
 //!
@@ -45,17 +75,22 @@
 //!   and a mio event loop; every callback of every connection runs on it.
 //!
 //! [`ConnHandle`]: crate::ConnHandle
+//! [`ConnHandle::call_timeout`]: crate::ConnHandle::call_timeout
 
 use std::fmt;
 use std::time::Duration;
 
 mod acceptor;
-mod connection;
+mod admission;
+pub(crate) mod connection;
+pub(crate) mod core;
 mod pool;
 mod process;
 mod reactor;
-mod registry;
+mod reactor_conn;
+pub(crate) mod registry;
 mod server;
+mod service;
 mod stopper;
 mod stream;
 mod thread;

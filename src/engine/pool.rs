@@ -15,22 +15,21 @@
 //! side is shut down (idle owners wake and close at once), and workers get
 //! [`ServerConfig::grace`] to finish.
 
-use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::connection::{ConnEnv, panic_message, serve_accepted};
+use super::admission::{Admission, Admitted};
+use super::connection::{ConnEnv, serve_accepted};
+use super::core::panic_message;
 use super::registry::Registry;
-use super::server::Service;
+use super::service::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper, acceptor};
-use crate::log::ContextGuard;
-use crate::protocol::{Addr, Factory};
+use crate::protocol::Addr;
 use crate::transport::EngineHints;
 
 /// An accepted connection waiting for a worker.
@@ -38,14 +37,14 @@ struct Job {
     stream: Stream,
     peer: Addr,
     service: usize,
-    session: u64,
+    /// Its session number and its place in the open count.
+    admitted: Admitted,
 }
 
 /// What the workers need to turn a job into a served connection.
 struct Shared {
-    factories: Vec<(Arc<dyn Factory>, Addr)>,
+    admission: Admission,
     env: ConnEnv,
-    open: AtomicUsize,
 }
 
 struct QueueHints(Receiver<Job>);
@@ -53,22 +52,6 @@ struct QueueHints(Receiver<Job>);
 impl EngineHints for QueueHints {
     fn queued_connections(&self) -> usize {
         self.0.len()
-    }
-}
-
-/// Tells a refused peer why (if the protocol has words for it) and closes.
-pub(crate) fn refuse(stream: Stream, factory: &dyn Factory, why: &str) {
-    let _ctx = ContextGuard::enter(factory.name());
-    if let Ok(peer) = stream.peer_addr() {
-        log::warn!("refusing {peer}: {why}");
-    } else {
-        log::warn!("refusing a connection: {why}");
-    }
-    if let Some(message) = factory.busy_message() {
-        // A fresh socket's send buffer is empty: this never blocks long.
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-        let mut stream = stream;
-        let _ = stream.write_all(message);
     }
 }
 
@@ -82,17 +65,13 @@ pub(crate) fn run(
     let (tx, rx) = crossbeam_channel::bounded::<Job>(config.queue);
     let registry = Arc::new(Registry::default());
     let shared = Arc::new(Shared {
-        factories: services
-            .iter()
-            .map(|s| (s.factory.clone(), s.host.clone()))
-            .collect(),
+        admission: Admission::new(services, &config)?,
         env: ConnEnv {
             config: config.clone(),
             stopper: stopper.clone(),
             registry: registry.clone(),
             hints: Some(Arc::new(QueueHints(rx.clone()))),
         },
-        open: AtomicUsize::new(0),
     });
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
     let mut started = 0;
@@ -124,9 +103,8 @@ pub(crate) fn run(
     drop(done_tx);
     drop(rx);
 
-    let sessions: Vec<AtomicU64> = services.iter().map(|_| AtomicU64::new(0)).collect();
     let listeners: Vec<_> = services.iter().map(|s| &s.listener).collect();
-    let accept_result = accept_into(&listeners, stopper, &shared, &sessions, &tx);
+    let accept_result = accept_into(&listeners, stopper, &shared, &tx);
     // Accepting is over: workers drain the queue (closing, unserved) and exit.
     stopper.stop();
     drop(tx);
@@ -138,31 +116,21 @@ fn accept_into(
     listeners: &[&crate::endpoint::Listener],
     stopper: &Stopper,
     shared: &Shared,
-    sessions: &[AtomicU64],
     tx: &Sender<Job>,
 ) -> std::io::Result<()> {
     let config = &shared.env.config;
+    let admission = &shared.admission;
     acceptor::accept_loop(listeners, stopper, |service, stream, peer| {
-        let factory = &*shared.factories[service].0;
-        let open = shared.open.load(Ordering::SeqCst);
-        if open >= config.max_connections {
-            let why = format!(
-                "{open} connections open (--max-connections {})",
-                config.max_connections
-            );
-            refuse(stream, factory, &why);
+        let Some((stream, admitted)) = admission.admit(service, stream) else {
             return;
-        }
-        let session = sessions[service].fetch_add(1, Ordering::Relaxed);
-        shared.open.fetch_add(1, Ordering::SeqCst);
+        };
         let job = Job {
             stream,
             peer,
             service,
-            session,
+            admitted,
         };
         if let Err(e) = tx.try_send(job) {
-            shared.open.fetch_sub(1, Ordering::SeqCst);
             let (job, why) = match e {
                 TrySendError::Full(job) => (
                     job,
@@ -173,7 +141,11 @@ fn accept_into(
                 ),
                 TrySendError::Disconnected(job) => (job, "the server is stopping".to_string()),
             };
-            refuse(job.stream, factory, &why);
+            let Job {
+                stream, admitted, ..
+            } = job;
+            drop(admitted);
+            admission.refuse_busy(service, stream, &why);
         }
     })
 }
@@ -181,8 +153,8 @@ fn accept_into(
 fn worker(rx: &Receiver<Job>, shared: &Shared, done: &Sender<()>) {
     while let Ok(job) = rx.recv() {
         if shared.env.stopper.is_stopped() {
-            // Queued but never served: close it unserved.
-            shared.open.fetch_sub(1, Ordering::SeqCst);
+            // Queued but never served: close it unserved (dropping the job
+            // counts it out).
             continue;
         }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| serve_job(job, shared))) {
@@ -191,21 +163,26 @@ fn worker(rx: &Receiver<Job>, shared: &Shared, done: &Sender<()>) {
                 panic_message(&*payload)
             );
         }
-        shared.open.fetch_sub(1, Ordering::SeqCst);
     }
     let _ = done.send(());
 }
 
 fn serve_job(job: Job, shared: &Shared) {
-    let (factory, host) = &shared.factories[job.service];
+    let Job {
+        stream,
+        peer,
+        service,
+        admitted,
+    } = job;
     serve_accepted(
-        job.stream,
-        job.peer,
-        job.session,
-        &**factory,
-        host,
+        stream,
+        peer,
+        service,
+        admitted.session,
+        &shared.admission,
         &shared.env,
     );
+    drop(admitted);
 }
 
 /// Wakes every idle connection, waits up to the grace period for workers to

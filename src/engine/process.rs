@@ -44,7 +44,6 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,10 +51,10 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::admission::{Admission, Ticket};
 use super::connection::{ConnEnv, serve_accepted};
-use super::pool::refuse;
 use super::registry::Registry;
-use super::server::Service;
+use super::service::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper, acceptor};
 use crate::log::ContextGuard;
@@ -103,36 +102,27 @@ pub(crate) fn run(
         }
         commands.push(command.clone());
     }
-    let live = Arc::new(AtomicUsize::new(0));
-    let (reaper, tx) = Reaper::start(live.clone(), stopper.clone(), config.grace)?;
-    let sessions: Vec<AtomicU64> = services.iter().map(|_| AtomicU64::new(0)).collect();
+    let admission = Admission::new(services, &config)?;
+    let (reaper, tx) = Reaper::start(stopper.clone(), config.grace)?;
     let listeners: Vec<_> = services.iter().map(|s| &s.listener).collect();
     let result = acceptor::accept_loop(&listeners, stopper, |service, stream, peer| {
-        let factory = &*services[service].factory;
-        let open = live.load(Ordering::SeqCst);
-        if open >= config.max_connections {
-            let why = format!(
-                "{open} connections open (--max-connections {})",
-                config.max_connections
-            );
-            refuse(stream, factory, &why);
+        let Some((stream, admitted)) = admission.admit(service, stream) else {
             return;
-        }
-        let session = sessions[service].fetch_add(1, Ordering::Relaxed);
+        };
+        let session = admitted.session;
         match spawn_child(&commands[service], &stream, session) {
             Ok(child) => {
                 log::debug!(
                     "connection {session} from {peer} served by process {}",
                     child.id()
                 );
-                live.fetch_add(1, Ordering::SeqCst);
-                tx.send(child);
+                tx.send(child, admitted.ticket);
             }
-            Err(e) => refuse(
-                stream,
-                factory,
-                &format!("cannot start a process for it: {e}"),
-            ),
+            Err(e) => {
+                drop(admitted);
+                let why = format!("cannot start a process for it: {e}");
+                admission.refuse_busy(service, stream, &why);
+            }
         }
     });
     stopper.stop();
@@ -163,13 +153,13 @@ const REAPER_WAKE: Token = Token(usize::MAX);
 
 /// Hands new children to the reaper thread.
 struct ChildSender {
-    tx: Sender<Child>,
+    tx: Sender<(Child, Ticket)>,
     waker: Arc<Waker>,
 }
 
 impl ChildSender {
-    fn send(&self, child: Child) {
-        if self.tx.send(child).is_ok() {
+    fn send(&self, child: Child, ticket: Ticket) {
+        if self.tx.send((child, ticket)).is_ok() {
             let _ = self.waker.wake();
         }
     }
@@ -180,20 +170,20 @@ impl ChildSender {
 struct Watched {
     child: Child,
     pidfd: Option<OwnedFd>,
+    /// Counts the child's connection open until it is reaped.
+    _ticket: Ticket,
 }
 
 /// The thread that collects exited children (each exit an event, through
 /// a `pidfd` in a mio poll) and, on stop, terminates the rest.
 struct Reaper {
     poll: Poll,
-    rx: Receiver<Child>,
+    rx: Receiver<(Child, Ticket)>,
     children: HashMap<u32, Watched>,
-    live: Arc<AtomicUsize>,
 }
 
 impl Reaper {
     fn start(
-        live: Arc<AtomicUsize>,
         stopper: Stopper,
         grace: Duration,
     ) -> io::Result<(thread::JoinHandle<()>, ChildSender)> {
@@ -205,7 +195,6 @@ impl Reaper {
             poll,
             rx,
             children: HashMap::new(),
-            live,
         };
         let handle = thread::Builder::new()
             .name("spindle-reaper".into())
@@ -275,7 +264,7 @@ impl Reaper {
 
     /// Takes in the children the acceptor started.
     fn adopt(&mut self) {
-        while let Ok(child) = self.rx.try_recv() {
+        while let Ok((child, ticket)) = self.rx.try_recv() {
             let pid = child.id();
             let pidfd = pidfd_open(pid).and_then(|fd| {
                 self.poll
@@ -288,7 +277,14 @@ impl Reaper {
                     .ok()
                     .map(|()| fd)
             });
-            self.children.insert(pid, Watched { child, pidfd });
+            self.children.insert(
+                pid,
+                Watched {
+                    child,
+                    pidfd,
+                    _ticket: ticket,
+                },
+            );
             // It may have exited before its pidfd existed: then the pidfd
             // is readable at once, and so is this check.
             self.check(pid);
@@ -301,14 +297,14 @@ impl Reaper {
             Some(w) => !matches!(w.child.try_wait(), Ok(None)),
             None => false,
         };
-        if exited && let Some(w) = self.children.remove(&pid) {
-            if let Some(fd) = &w.pidfd {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&fd.as_raw_fd()));
-            }
-            self.live.fetch_sub(1, Ordering::SeqCst);
+        if exited
+            && let Some(w) = self.children.remove(&pid)
+            && let Some(fd) = &w.pidfd
+        {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
     }
 
@@ -388,8 +384,9 @@ pub fn serve_inherited(
                 watcher_registry.shutdown_all();
             }
         })?;
+    let admission = Admission::for_factories(vec![(factory.clone(), host)], &env.config)?;
     factory.start_factory();
-    serve_accepted(stream, peer, session, &*factory, &host, &env);
+    serve_accepted(stream, peer, 0, session, &admission, &env);
     factory.stop_factory();
     Ok(())
 }

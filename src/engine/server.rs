@@ -6,19 +6,11 @@ use std::sync::Arc;
 use std::thread;
 
 use super::process::ChildCommand;
+use super::service::Service;
 use super::{Model, ServerConfig, Stopper, pool, process, reactor, thread as thread_engine};
 use crate::endpoint::{Endpoint, Listener};
 use crate::log::ContextGuard;
 use crate::protocol::{Addr, Factory};
-
-/// One listening socket and the factory that serves it.
-pub(crate) struct Service {
-    pub listener: Listener,
-    pub factory: Arc<dyn Factory>,
-    pub host: Addr,
-    /// What serves one connection in a child process (the process model).
-    pub child: Option<ChildCommand>,
-}
 
 /// A server: bind its endpoints with [`Server::listen`], then
 /// [`Server::run`] it (blocking) or [`Server::spawn`] it (on a thread).

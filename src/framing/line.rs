@@ -387,7 +387,7 @@ impl LineTransport<'_> {
     pub fn call_handler_later<H, F>(&mut self, delay: Duration, f: F) -> TimerId
     where
         H: LineHandler,
-        F: FnOnce(&mut H, &mut LineTransport<'_>) + 'static,
+        F: FnOnce(&mut H, &mut LineTransport<'_>) + Send + 'static,
     {
         self.transport
             .call_later(delay, move |p: &mut LineReceiver<H>, t: &mut Transport| {
