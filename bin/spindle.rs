@@ -73,6 +73,9 @@ enum ModelArg {
     Process,
     /// One thread running a non-blocking event loop (mio).
     Reactor,
+    /// A poller holds idle connections; --workers threads run those with
+    /// work (Apache httpd's event MPM). For many idle clients.
+    Hybrid,
 }
 
 impl From<ModelArg> for Model {
@@ -82,6 +85,7 @@ impl From<ModelArg> for Model {
             ModelArg::Thread => Model::Thread,
             ModelArg::Process => Model::Process,
             ModelArg::Reactor => Model::Reactor,
+            ModelArg::Hybrid => Model::Hybrid,
         }
     }
 }
@@ -106,7 +110,8 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value = "pool")]
     model: ModelArg,
 
-    /// Pool workers: connections served at once. 256 is Apache httpd's
+    /// Pool workers: connections served at once (hybrid: threads running
+    /// the connections that have work). 256 is Apache httpd's
     /// MaxRequestWorkers default (see NOTES.md).
     #[arg(long, default_value_t = engine::DEFAULT_WORKERS, value_name = "N")]
     workers: usize,

@@ -15,7 +15,7 @@ use spindle::protocols::qotd::BUILTIN_QUOTES;
 use util::{DEADLINE, Spindle, connect, read_n, read_to_end, send, sh, wait_until};
 
 /// The models the CLI offers, as `--model` spells them.
-const MODELS: &[&str] = &["pool", "thread", "process", "reactor"];
+const MODELS: &[&str] = &["pool", "thread", "process", "reactor", "hybrid"];
 
 /// One `#[test]` per model for each named check.
 macro_rules! every_model {
@@ -36,6 +36,10 @@ macro_rules! every_model {
             #[test]
             fn reactor() {
                 super::$check(&mut super::Served::start("reactor", $protocol, $factory, $extra))
+            }
+            #[test]
+            fn hybrid() {
+                super::$check(&mut super::Served::start("hybrid", $protocol, $factory, $extra))
             }
         }
     )*};
@@ -263,6 +267,10 @@ fn each_model_logs_its_bounds_and_the_process_model_caps_lower() {
         (
             "reactor",
             "Model reactor: one event-loop thread, at most 10000 connections",
+        ),
+        (
+            "hybrid",
+            "Model hybrid: a poller and 256 workers, at most 10000 connections",
         ),
     ];
     for (model, line) in expected {

@@ -73,6 +73,9 @@
 //!   connection, inetd-style, the socket as its stdin and stdout.
 //! * [`Model::Reactor`] (`reactor.rs`): one thread, non-blocking sockets
 //!   and a mio event loop; every callback of every connection runs on it.
+//! * [`Model::Hybrid`] (`hybrid/`): a poller holds every waiting
+//!   connection; `--workers` threads run the ones with work, one turn at
+//!   a time, through the connection core (Apache httpd's event MPM).
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 //! [`ConnHandle::call_timeout`]: crate::ConnHandle::call_timeout
@@ -84,6 +87,7 @@ mod acceptor;
 mod admission;
 pub(crate) mod connection;
 pub(crate) mod core;
+mod hybrid;
 mod pool;
 mod process;
 mod reactor;
@@ -112,11 +116,20 @@ pub enum Model {
     Process,
     /// One thread running a non-blocking event loop.
     Reactor,
+    /// A poller holding idle connections and a bounded pool of workers
+    /// running the ones with work.
+    Hybrid,
 }
 
 impl Model {
     /// Every model, in the order the notes compare them.
-    pub const ALL: &'static [Model] = &[Model::Pool, Model::Thread, Model::Process, Model::Reactor];
+    pub const ALL: &'static [Model] = &[
+        Model::Pool,
+        Model::Thread,
+        Model::Process,
+        Model::Reactor,
+        Model::Hybrid,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -125,6 +138,7 @@ impl Model {
             Model::Thread => "thread",
             Model::Process => "process",
             Model::Reactor => "reactor",
+            Model::Hybrid => "hybrid",
         }
     }
 

@@ -193,7 +193,7 @@ pub fn start_server(
     server.spawn().expect("starts")
 }
 
-/// One `#[test]` per in-process model (pool, thread, reactor) for each
+/// One `#[test]` per in-process model (pool, thread, reactor, hybrid) for each
 /// named check, a `fn(spindle::Model)` of the calling test file.
 #[allow(unused_macros)]
 macro_rules! every_model {
@@ -210,6 +210,10 @@ macro_rules! every_model {
             #[test]
             fn reactor() {
                 super::$check(spindle::Model::Reactor)
+            }
+            #[test]
+            fn hybrid() {
+                super::$check(spindle::Model::Hybrid)
             }
         }
     )*};
