@@ -17,17 +17,20 @@
 //!
 //! How it keeps the engine contract:
 //!
-//! * **A connection is never on two workers at once**: a [`Conn`] moves by
-//!   value — parked in its slot, in the hand-off channel, or in one
-//!   worker's hands — so there is nothing to share and nothing to lock.
-//!   Readiness that arrives while it is out is noted in the slot and
-//!   looked at when it comes back.
+//! * **A connection is never on two workers at once**: a connection (the
+//!   reactor's non-blocking [`Conn`], `reactor_conn.rs`, around its
+//!   [`Core`]) moves by value — parked in its slot, in the hand-off
+//!   channel, or in one worker's hands — so there is nothing to share and
+//!   nothing to lock. What happens while it is out (readiness, an inbox
+//!   wake-up, a deadline, the stop) is noted in its slot and acted on when
+//!   it comes back.
 //! * **Callbacks in order, one at a time**: one worker runs one turn of
-//!   the connection through the [`Core`](crate::engine::core::Core): due
-//!   deadlines, the inbox commands queued (up to
-//!   [`COMMANDS_PER_TURN`](super::reactor::COMMANDS_PER_TURN)), then the
-//!   socket's input (up to [`READS_PER_TURN`](super::reactor::READS_PER_TURN)
-//!   reads); the next turn starts only after this one came back.
+//!   the connection, exactly the reactor's turn (`Conn::pump`,
+//!   `Conn::tick`): inbox commands (up to
+//!   [`COMMANDS_PER_TURN`](super::reactor_conn::COMMANDS_PER_TURN)), then
+//!   socket input (up to
+//!   [`READS_PER_TURN`](super::reactor_conn::READS_PER_TURN) reads); the
+//!   next turn starts only after this one came back.
 //! * **Output the socket does not take waits on the poller**: the worker
 //!   writes what the socket takes and hands the connection back; it is
 //!   handed out again when the socket is writable (or its write timeout
@@ -44,10 +47,6 @@
 //!   if its peer had sent EOF (flush, FIN, linger), what is left after
 //!   the grace period is aborted.
 
-mod conn;
-mod link;
-mod sock;
-
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -61,11 +60,10 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use self::conn::{Conn, Ctx};
-use self::link::{Key, Link};
-use self::sock::Sock;
+use super::acceptor::Accepting;
 use super::core::{Control, Core, End, panic_message};
 use super::pool::refuse;
+use super::reactor_conn::{Conn, Ctx, Link, into_sock};
 use super::service::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper};
@@ -75,22 +73,46 @@ use crate::protocol::{Addr, Factory, Reason};
 use crate::transport::{ConnInfo, Transport};
 
 const WAKER: Token = Token(usize::MAX);
-/// Accept back-off after running out of descriptors: first and longest.
-const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// After the grace period, how long connections still on a worker (in a
 /// callback that does not return) are waited for before the engine
 /// gives up on them.
 const STRAGGLER_WAIT: Duration = Duration::from_secs(1);
+
+/// Which connection: its slot, and the generation that tells it from an
+/// earlier connection in the same slot.
+type Key = (usize, u64);
+
+/// What a worker is to do with a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// `connection_made`, then the first turn.
+    Start,
+    /// A deadline came (timers, timeouts, the linger's end), then a turn.
+    Due,
+    /// Readiness, inbox commands, the stop, or more than the last turn
+    /// allowed.
+    Run,
+}
 
 /// What a worker hands back to the poller.
 enum Back {
     /// The turn is over and the connection goes on; `true`: it had more
     /// to do than its turn allowed.
     Park(Box<Conn>, bool),
-    /// The connection ended on the worker (its socket is closed and
-    /// `connection_lost` ran).
+    /// The connection ended on the worker: its socket is closed and
+    /// `connection_lost` ran.
     Closed(Key),
+}
+
+/// What happened to a connection while it was on a worker.
+#[derive(Default, Clone, Copy)]
+struct Missed {
+    readable: bool,
+    read_closed: bool,
+    /// A socket event or an inbox wake-up.
+    run: bool,
+    due: bool,
+    stop: bool,
 }
 
 /// Where a slot's connection is.
@@ -98,12 +120,8 @@ enum Place {
     Free,
     /// In the slot, waiting for an event or a deadline.
     Parked(Box<Conn>),
-    /// On a worker, or on its way to or from one; the readiness seen
-    /// meanwhile is kept for when it comes back.
-    Out {
-        readable: bool,
-        writable: bool,
-    },
+    /// On a worker, or in the channel to or from one.
+    Out(Missed),
 }
 
 struct Slot {
@@ -117,7 +135,6 @@ struct Slot {
 /// What every worker shares.
 struct WorkerEnv {
     config: Arc<ServerConfig>,
-    stopper: Stopper,
     registry: mio::Registry,
     back: Sender<Back>,
     waker: Arc<Waker>,
@@ -134,39 +151,15 @@ pub(crate) fn run(
     for (i, s) in services.iter().enumerate() {
         super::acceptor::register_listener(poll.registry(), &s.listener, Token(i))?;
     }
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Box<Conn>>();
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<(Box<Conn>, Turn)>();
     let (back_tx, back_rx) = crossbeam_channel::unbounded::<Back>();
     let env = Arc::new(WorkerEnv {
         config: config.clone(),
-        stopper: stopper.clone(),
         registry: poll.registry().try_clone()?,
         back: back_tx,
         waker: waker.clone(),
     });
-    let mut started = 0;
-    for i in 0..config.workers.max(1) {
-        let jobs = jobs_rx.clone();
-        let env = env.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("spindle-hybrid-{i}"))
-            .stack_size(config.stack_size)
-            .spawn(move || worker(&jobs, &env));
-        match spawned {
-            Ok(_) => started += 1,
-            Err(e) if started > 0 => {
-                log::warn!(
-                    "could start only {started} of {} workers: {e}",
-                    config.workers
-                );
-                break;
-            }
-            Err(e) => {
-                return Err(io::Error::other(format!(
-                    "cannot start any worker thread: {e}"
-                )));
-            }
-        }
-    }
+    start_workers(&config, &jobs_rx, &env)?;
     drop(jobs_rx);
     let (wake_tx, wake_rx) = crossbeam_channel::unbounded();
     let mut poller = Poller {
@@ -185,23 +178,53 @@ pub(crate) fn run(
         deadlines: BTreeSet::new(),
         jobs: jobs_tx,
         back: back_rx,
-        pending_accept: vec![true; services.len()],
-        accept_paused_until: None,
-        backoff: FIRST_BACKOFF,
-        stopping: false,
+        accepting: Accepting::new(services.len()),
     };
     // Dropping the poller closes the hand-off channel: the workers end.
     poller.run()
 }
 
+fn start_workers(
+    config: &ServerConfig,
+    jobs: &Receiver<(Box<Conn>, Turn)>,
+    env: &Arc<WorkerEnv>,
+) -> io::Result<()> {
+    let mut started = 0;
+    for i in 0..config.workers.max(1) {
+        let jobs = jobs.clone();
+        let env = env.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("spindle-hybrid-{i}"))
+            .stack_size(config.stack_size)
+            .spawn(move || worker(&jobs, &env));
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) if started > 0 => {
+                log::warn!(
+                    "could start only {started} of {} workers: {e}",
+                    config.workers
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "cannot start any worker thread: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A worker: runs the turns it is handed until the channel closes.
-fn worker(jobs: &Receiver<Box<Conn>>, env: &WorkerEnv) {
+fn worker(jobs: &Receiver<(Box<Conn>, Turn)>, env: &WorkerEnv) {
     let mut buf = vec![0u8; env.config.read_buffer.max(512)];
-    while let Ok(conn) = jobs.recv() {
-        let key = conn.key;
-        let back = match catch_unwind(AssertUnwindSafe(|| turn(conn, env, &mut buf))) {
+    while let Ok((conn, turn)) = jobs.recv() {
+        let key = (conn.link.slot, conn.generation);
+        let back = match catch_unwind(AssertUnwindSafe(|| run_turn(conn, turn, env, &mut buf))) {
             Ok(back) => back,
             Err(payload) => {
+                // The connection is lost with the panic; its slot is not.
                 log::error!(
                     "a worker caught a panic outside any callback: {}",
                     panic_message(&*payload)
@@ -215,23 +238,46 @@ fn worker(jobs: &Receiver<Box<Conn>>, env: &WorkerEnv) {
     }
 }
 
-/// One turn of one connection, on a worker.
-fn turn(mut conn: Box<Conn>, env: &WorkerEnv, buf: &mut [u8]) -> Back {
+/// One turn of one connection, on a worker: the reactor's turn.
+fn run_turn(mut conn: Box<Conn>, turn: Turn, env: &WorkerEnv, buf: &mut [u8]) -> Back {
     let _context = ContextGuard::enter(conn.context.as_str());
     let mut ctx = Ctx {
         config: &env.config,
         buf,
         now: Instant::now(),
-        stopping: env.stopper.is_stopped(),
+        again: false,
     };
-    match conn.turn(&mut ctx) {
-        Ok(again) => Back::Park(conn, again),
+    let result = match turn {
+        Turn::Start => conn.start(&mut ctx),
+        Turn::Due => conn.tick(&mut ctx).and_then(|()| conn.pump(&mut ctx)),
+        Turn::Run => conn.pump(&mut ctx),
+    };
+    let again = ctx.again;
+    match result {
+        Ok(()) => Back::Park(conn, again),
         Err(end) => {
-            let key = conn.key;
-            conn.finish(end, &env.registry);
+            let key = (conn.link.slot, conn.generation);
+            finish(*conn, end, &env.registry);
             Back::Closed(key)
         }
     }
+}
+
+/// Closes the socket as `end` says, then `connection_lost`.
+fn finish(conn: Conn, end: End, registry: &mio::Registry) {
+    let Conn {
+        sock,
+        mut protocol,
+        mut core,
+        ..
+    } = conn;
+    let fd = sock.fd();
+    let _ = registry.deregister(&mut SourceFd(&fd));
+    if end.abort {
+        sock.set_abortive_close();
+    }
+    drop(sock);
+    core.lost(&mut *protocol, &end.reason);
 }
 
 struct Poller<'a> {
@@ -249,13 +295,9 @@ struct Poller<'a> {
     wake_rx: Receiver<Key>,
     /// Each parked connection's next deadline, at most one per slot.
     deadlines: BTreeSet<(Instant, usize, u64)>,
-    jobs: Sender<Box<Conn>>,
+    jobs: Sender<(Box<Conn>, Turn)>,
     back: Receiver<Back>,
-    /// Listeners whose backlog may not be empty.
-    pending_accept: Vec<bool>,
-    accept_paused_until: Option<Instant>,
-    backoff: Duration,
-    stopping: bool,
+    accepting: Accepting,
 }
 
 impl Poller<'_> {
@@ -300,18 +342,12 @@ impl Poller<'_> {
                     continue;
                 }
                 if token.0 < self.services.len() {
-                    self.pending_accept[token.0] = true;
+                    self.accepting.ready(token.0);
                     continue;
                 }
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let read_closed = event.is_read_closed() || event.is_error();
-                let writable = event.is_writable() || event.is_write_closed() || event.is_error();
-                self.ready(
-                    token.0 - self.services.len(),
-                    readable,
-                    read_closed,
-                    writable,
-                );
+                self.ready(token.0 - self.services.len(), readable, read_closed);
             }
             while let Ok(back) = self.back.try_recv() {
                 self.returned(back);
@@ -332,7 +368,7 @@ impl Poller<'_> {
                     && s.generation == generation
                 {
                     s.scheduled = None;
-                    self.consider(slot);
+                    self.kick(slot, Turn::Due);
                 }
             }
         }
@@ -340,7 +376,7 @@ impl Poller<'_> {
 
     fn poll_timeout(&self, more: [Option<Instant>; 2]) -> Option<Duration> {
         let first = self.deadlines.first().map(|(when, _, _)| *when);
-        let next = [first, self.accept_paused_until]
+        let next = [first, self.accepting.paused_until()]
             .into_iter()
             .chain(more)
             .flatten()
@@ -350,7 +386,7 @@ impl Poller<'_> {
     }
 
     /// A socket event for `slot`.
-    fn ready(&mut self, slot: usize, readable: bool, read_closed: bool, writable: bool) {
+    fn ready(&mut self, slot: usize, readable: bool, read_closed: bool) {
         let Some(s) = self.slots.get_mut(slot) else {
             return;
         };
@@ -359,38 +395,52 @@ impl Poller<'_> {
             Place::Parked(conn) => {
                 conn.readable |= readable;
                 conn.read_closed |= read_closed;
-                conn.writable |= writable;
-                self.consider(slot);
+                self.kick(slot, Turn::Run);
             }
-            Place::Out {
-                readable: r,
-                writable: w,
-            } => {
-                *r |= readable;
-                *w |= writable;
-                // The FIN's edge is spent: the worker must read to EOF.
-                if read_closed {
-                    *r = true;
-                }
+            Place::Out(missed) => {
+                missed.readable |= readable;
+                missed.read_closed |= read_closed;
+                missed.run = true;
             }
         }
     }
 
     /// A wake-up from another thread (inbox, kill, close deadline).
     fn woken(&mut self, (slot, generation): Key) {
-        let Some(s) = self.slots.get_mut(slot) else {
+        let Some(s) = self
+            .slots
+            .get_mut(slot)
+            .filter(|s| s.generation == generation)
+        else {
             return;
         };
-        if s.generation != generation {
-            return;
-        }
         if let Some(link) = &s.link {
             link.scheduled.store(false, Ordering::SeqCst);
         }
-        // Out: the worker's turn, or the check when it comes back, sees
-        // what was queued before this wake-up.
-        if matches!(s.place, Place::Parked(_)) {
-            self.consider(slot);
+        self.kick(slot, Turn::Run);
+    }
+
+    /// Hands a parked connection to a worker for `turn`; one that is out
+    /// gets the turn when it comes back.
+    fn kick(&mut self, slot: usize, turn: Turn) {
+        let s = &mut self.slots[slot];
+        match &mut s.place {
+            Place::Free => {}
+            Place::Out(missed) => match turn {
+                Turn::Due => missed.due = true,
+                _ => missed.run = true,
+            },
+            Place::Parked(_) => {
+                let Place::Parked(conn) =
+                    std::mem::replace(&mut s.place, Place::Out(Missed::default()))
+                else {
+                    return;
+                };
+                if let Some(when) = s.scheduled.take() {
+                    self.deadlines.remove(&(when, slot, s.generation));
+                }
+                self.hand_out(conn, turn);
+            }
         }
     }
 
@@ -398,27 +448,30 @@ impl Poller<'_> {
     fn returned(&mut self, back: Back) {
         match back {
             Back::Park(mut conn, again) => {
-                let (slot, generation) = conn.key;
+                let slot = conn.link.slot;
                 let Some(s) = self
                     .slots
                     .get_mut(slot)
-                    .filter(|s| s.generation == generation)
+                    .filter(|s| s.generation == conn.generation)
                 else {
                     return;
                 };
-                if let Place::Out { readable, writable } = s.place {
-                    conn.readable |= readable;
-                    conn.writable |= writable;
+                let missed = match s.place {
+                    Place::Out(missed) => missed,
+                    _ => Missed::default(),
+                };
+                conn.readable |= missed.readable;
+                conn.read_closed |= missed.read_closed;
+                if missed.stop {
+                    conn.begin_close(Reason::Shutdown);
                 }
-                if again {
-                    s.place = Place::Out {
-                        readable: false,
-                        writable: false,
-                    };
-                    self.hand_out(conn);
+                s.place = Place::Parked(conn);
+                if missed.due {
+                    self.kick(slot, Turn::Due);
+                } else if again || missed.run || missed.stop {
+                    self.kick(slot, Turn::Run);
                 } else {
-                    s.place = Place::Parked(conn);
-                    self.consider(slot);
+                    self.schedule(slot);
                 }
             }
             Back::Closed((slot, generation)) => {
@@ -439,30 +492,12 @@ impl Poller<'_> {
         }
     }
 
-    /// A parked connection: hand it to a worker if it has work, else file
-    /// its next deadline.
-    fn consider(&mut self, slot: usize) {
-        let now = Instant::now();
+    /// Files a parked connection's next deadline in place of the old one.
+    fn schedule(&mut self, slot: usize) {
         let s = &mut self.slots[slot];
         let Place::Parked(conn) = &s.place else {
             return;
         };
-        if conn.has_work(&self.config, now, self.stopping) {
-            let Place::Parked(conn) = std::mem::replace(
-                &mut s.place,
-                Place::Out {
-                    readable: false,
-                    writable: false,
-                },
-            ) else {
-                return;
-            };
-            if let Some(when) = s.scheduled.take() {
-                self.deadlines.remove(&(when, slot, s.generation));
-            }
-            self.hand_out(conn);
-            return;
-        }
         let want = conn.next_deadline(&self.config);
         if want != s.scheduled {
             if let Some(old) = s.scheduled {
@@ -475,55 +510,28 @@ impl Poller<'_> {
         }
     }
 
-    fn hand_out(&mut self, conn: Box<Conn>) {
-        if let Err(crossbeam_channel::SendError(conn)) = self.jobs.send(conn) {
-            // No worker is left (they could not be started): nothing can
-            // serve it.
-            let key = conn.key;
+    fn hand_out(&mut self, conn: Box<Conn>, turn: Turn) {
+        if let Err(crossbeam_channel::SendError((conn, _))) = self.jobs.send((conn, turn)) {
+            // The workers are gone: nothing can serve it.
+            let key = (conn.link.slot, conn.generation);
             let _context = ContextGuard::enter(conn.context.as_str());
             log::error!("no worker left to serve the connection; closing it");
-            conn.finish(
-                End::abort(Reason::Lost("no worker".into())),
-                self.poll.registry(),
-            );
+            let end = End::abort(Reason::Lost("no worker".into()));
+            finish(*conn, end, self.poll.registry());
             self.returned(Back::Closed(key));
         }
     }
 
     fn accept_all(&mut self) {
-        if let Some(until) = self.accept_paused_until {
-            if Instant::now() < until {
-                return;
-            }
-            self.accept_paused_until = None;
-        }
-        for i in 0..self.services.len() {
-            while self.pending_accept[i] {
-                match accept(&self.services[i].listener) {
-                    Ok((stream, peer)) => {
-                        self.backoff = FIRST_BACKOFF;
-                        self.admit(i, stream, peer);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.pending_accept[i] = false
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                        ) =>
-                    {
-                        log::debug!("a connection went away before accept: {e}");
-                    }
-                    Err(e) => {
-                        log::warn!("accept failed: {e}; pausing accepts for {:?}", self.backoff);
-                        self.accept_paused_until = Some(Instant::now() + self.backoff);
-                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                        return;
-                    }
-                }
-            }
+        let listeners: Vec<&Listener> = self.services.iter().map(|s| &s.listener).collect();
+        let mut accepted = Vec::new();
+        self.accepting.accept_ready(
+            &listeners,
+            || true,
+            |i, stream, peer| accepted.push((i, stream, peer)),
+        );
+        for (i, stream, peer) in accepted {
+            self.admit(i, stream, peer);
         }
     }
 
@@ -562,7 +570,7 @@ impl Poller<'_> {
                 return;
             }
         };
-        let sock = match Sock::from_stream(stream) {
+        let sock = match into_sock(stream) {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("cannot make the connection from {peer} non-blocking: {e}");
@@ -593,10 +601,10 @@ impl Poller<'_> {
         }
         let session = self.sessions[service];
         self.sessions[service] += 1;
-        let key = (slot, generation);
         let control = Arc::new(Control::default());
         let link = Arc::new(Link {
-            key,
+            slot,
+            generation,
             scheduled: AtomicBool::new(false),
             control: control.clone(),
             tx: self.wake_tx.clone(),
@@ -611,24 +619,20 @@ impl Poller<'_> {
         let mut transport = Transport::new(info, self.config.outbound_queue);
         transport.set_link(link.clone());
         let core = Core::new(transport, control, self.config.idle_timeout, Instant::now());
-        let conn = Conn::new(key, sock, protocol, core, context);
+        let conn = Conn::new(sock, generation, protocol, core, link.clone(), context);
         self.open += 1;
         self.slots[slot] = Slot {
             generation,
-            place: Place::Out {
-                readable: false,
-                writable: false,
-            },
+            place: Place::Out(Missed::default()),
             link: Some(link),
             scheduled: None,
         };
-        self.hand_out(Box::new(conn));
+        self.hand_out(Box::new(conn), Turn::Start);
     }
 
     /// Stops accepting and ends every connection as if its peer had sent
     /// EOF; returns the end of the grace period.
     fn begin_stop(&mut self) -> Instant {
-        self.stopping = true;
         for s in self.services {
             let fd = match &s.listener {
                 Listener::Tcp(l) => l.as_raw_fd(),
@@ -643,16 +647,21 @@ impl Poller<'_> {
                 self.open
             );
         }
-        // Parked ones now have work (the stop); those out see it in their
-        // turn, or when they come back.
         for slot in 0..self.slots.len() {
-            self.consider(slot);
+            match &mut self.slots[slot].place {
+                Place::Free => {}
+                Place::Out(missed) => missed.stop = true,
+                Place::Parked(conn) => {
+                    conn.begin_close(Reason::Shutdown);
+                    self.kick(slot, Turn::Run);
+                }
+            }
         }
         Instant::now() + grace
     }
 
-    /// The grace period is over: abort what is parked, kill what is out
-    /// (it aborts at its next callback's end).
+    /// The grace period is over: abort what is parked; kill what is out
+    /// (it aborts when its callback returns).
     fn abort_all(&mut self) {
         if self.open > 0 {
             log::warn!(
@@ -662,40 +671,22 @@ impl Poller<'_> {
         }
         for slot in 0..self.slots.len() {
             let s = &mut self.slots[slot];
-            match std::mem::replace(&mut s.place, Place::Free) {
-                Place::Parked(conn) => {
-                    let key = conn.key;
-                    s.place = Place::Out {
-                        readable: false,
-                        writable: false,
-                    };
-                    {
-                        let _context = ContextGuard::enter(conn.context.as_str());
-                        conn.finish(End::abort(Reason::Shutdown), self.poll.registry());
-                    }
-                    self.returned(Back::Closed(key));
-                }
-                other => {
-                    if let Some(link) = &s.link {
-                        link.control.kill();
-                    }
-                    s.place = other;
-                }
+            if let Some(link) = &s.link {
+                link.control.kill();
             }
-        }
-    }
-}
-
-fn accept(listener: &Listener) -> io::Result<(Stream, Addr)> {
-    match listener {
-        Listener::Tcp(l) => {
-            let (s, peer) = l.accept()?;
-            Ok((Stream::Tcp(s), Addr::Tcp(peer)))
-        }
-        Listener::Unix(l, _) => {
-            let (s, peer) = l.accept()?;
-            let path = peer.as_pathname().map(Into::into).unwrap_or_default();
-            Ok((Stream::Unix(s), Addr::Unix(path)))
+            if matches!(s.place, Place::Parked(_)) {
+                let Place::Parked(conn) =
+                    std::mem::replace(&mut s.place, Place::Out(Missed::default()))
+                else {
+                    continue;
+                };
+                let key = (slot, s.generation);
+                {
+                    let _context = ContextGuard::enter(conn.context.as_str());
+                    finish(*conn, End::abort(Reason::Shutdown), self.poll.registry());
+                }
+                self.returned(Back::Closed(key));
+            }
         }
     }
 }
