@@ -48,7 +48,7 @@
 //!   the grace period is aborted.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -61,15 +61,15 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::acceptor::Accepting;
+use super::admission::Admission;
 use super::core::{Control, Core, End, panic_message};
-use super::pool::refuse;
 use super::reactor_conn::{Conn, Ctx, Link, into_sock};
 use super::service::Service;
 use super::stream::Stream;
 use super::{ServerConfig, Stopper};
 use crate::endpoint::Listener;
 use crate::log::{ContextGuard, connection_context};
-use crate::protocol::{Addr, Factory, Reason};
+use crate::protocol::{Addr, Reason};
 use crate::transport::{ConnInfo, Transport};
 
 const WAKER: Token = Token(usize::MAX);
@@ -162,17 +162,17 @@ pub(crate) fn run(
     start_workers(&config, &jobs_rx, &env)?;
     drop(jobs_rx);
     let (wake_tx, wake_rx) = crossbeam_channel::unbounded();
+    let admission = Admission::new(services, &config)?;
     let mut poller = Poller {
         poll,
         waker,
         services,
         config,
         stopper: stopper.clone(),
-        sessions: vec![0; services.len()],
+        admission,
         slots: Vec::new(),
         free: Vec::new(),
         next_generation: 0,
-        open: 0,
         wake_tx,
         wake_rx,
         deadlines: BTreeSet::new(),
@@ -286,11 +286,10 @@ struct Poller<'a> {
     services: &'a [Service],
     config: Arc<ServerConfig>,
     stopper: Stopper,
-    sessions: Vec<u64>,
+    admission: Admission,
     slots: Vec<Slot>,
     free: Vec<usize>,
     next_generation: u64,
-    open: usize,
     wake_tx: Sender<Key>,
     wake_rx: Receiver<Key>,
     /// Each parked connection's next deadline, at most one per slot.
@@ -310,7 +309,7 @@ impl Poller<'_> {
                 stop_deadline = Some(self.begin_stop());
             }
             if let Some(deadline) = stop_deadline {
-                if self.open == 0 {
+                if self.admission.open() == 0 {
                     return Ok(());
                 }
                 let now = Instant::now();
@@ -322,7 +321,7 @@ impl Poller<'_> {
                 if give_up.is_some_and(|g| now >= g) {
                     log::warn!(
                         "{} connections still in a callback; leaving them",
-                        self.open
+                        self.admission.open()
                     );
                     return Ok(());
                 }
@@ -486,7 +485,6 @@ impl Poller<'_> {
                         self.deadlines.remove(&(when, slot, generation));
                     }
                     self.free.push(slot);
-                    self.open -= 1;
                 }
             }
         }
@@ -538,37 +536,11 @@ impl Poller<'_> {
     /// A freshly accepted connection: refuse it, or give it a slot and
     /// hand it to a worker for `connection_made`.
     fn admit(&mut self, service: usize, stream: Stream, peer: Addr) {
-        let factory: &dyn Factory = &*self.services[service].factory;
-        if self.open >= self.config.max_connections {
-            let why = format!(
-                "{} connections open (--max-connections {})",
-                self.open, self.config.max_connections
-            );
-            refuse(stream, factory, &why);
+        let Some((stream, admitted)) = self.admission.admit(service, stream) else {
             return;
-        }
-        let built = {
-            let _ctx = ContextGuard::enter(factory.name());
-            catch_unwind(AssertUnwindSafe(|| factory.build_protocol(&peer)))
         };
-        let protocol = match built {
-            Ok(Ok(p)) => p,
-            Ok(Err(refusal)) => {
-                let _ctx = ContextGuard::enter(factory.name());
-                log::info!("{} refused {}: {}", factory.name(), peer, refusal.reason);
-                if let Some(message) = refusal.message {
-                    let _ = stream.set_nonblocking(true);
-                    let mut stream = stream;
-                    // A fresh socket's send buffer is empty; best effort.
-                    let _ = stream.write(&message);
-                }
-                return;
-            }
-            Err(payload) => {
-                let _ctx = ContextGuard::enter(factory.name());
-                log::error!("build_protocol panicked: {}", panic_message(&*payload));
-                return;
-            }
+        let Some((stream, protocol)) = self.admission.build(service, stream, &peer) else {
+            return;
         };
         let sock = match into_sock(stream) {
             Ok(s) => s,
@@ -599,8 +571,7 @@ impl Poller<'_> {
             self.free.push(slot);
             return;
         }
-        let session = self.sessions[service];
-        self.sessions[service] += 1;
+        let session = admitted.session;
         let control = Arc::new(Control::default());
         let link = Arc::new(Link {
             slot,
@@ -619,8 +590,15 @@ impl Poller<'_> {
         let mut transport = Transport::new(info, self.config.outbound_queue);
         transport.set_link(link.clone());
         let core = Core::new(transport, control, self.config.idle_timeout, Instant::now());
-        let conn = Conn::new(sock, generation, protocol, core, link.clone(), context);
-        self.open += 1;
+        let conn = Conn::new(
+            sock,
+            generation,
+            protocol,
+            core,
+            link.clone(),
+            context,
+            admitted.ticket,
+        );
         self.slots[slot] = Slot {
             generation,
             place: Place::Out(Missed::default()),
@@ -641,10 +619,10 @@ impl Poller<'_> {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         let grace = self.config.grace;
-        if self.open > 0 {
+        if self.admission.open() > 0 {
             log::info!(
                 "stopping: {} connections open, giving them {grace:?} to finish",
-                self.open
+                self.admission.open()
             );
         }
         for slot in 0..self.slots.len() {
@@ -663,10 +641,10 @@ impl Poller<'_> {
     /// The grace period is over: abort what is parked; kill what is out
     /// (it aborts when its callback returns).
     fn abort_all(&mut self) {
-        if self.open > 0 {
+        if self.admission.open() > 0 {
             log::warn!(
                 "grace period over: closing {} connections still open",
-                self.open
+                self.admission.open()
             );
         }
         for slot in 0..self.slots.len() {
