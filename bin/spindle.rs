@@ -135,6 +135,11 @@ struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_optional_duration, value_name = "DURATION")]
     write_timeout: std::option::Option<Duration>,
 
+    /// Under --model reactor or hybrid, log any callback that runs longer
+    /// than this, naming the protocol, session, peer and callback (off: never).
+    #[arg(long, default_value = "100ms", value_parser = parse_optional_duration, value_name = "DURATION")]
+    slow_callback: std::option::Option<Duration>,
+
     /// On Ctrl-C or SIGTERM, how long open connections get to finish.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     grace: Duration,
@@ -270,6 +275,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| Model::from(self.model).default_max_connections()),
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
+            slow_callback: self.slow_callback,
             grace: self.grace,
             outbound_queue: self.outbound_queue,
             stack_size: self

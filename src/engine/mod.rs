@@ -196,6 +196,9 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub const DEFAULT_THREAD_STACK_SIZE: usize = 128 * 1024;
 /// Default size of each connection's read buffer.
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
+/// Default limit of the slow-callback watchdog: asyncio's debug-mode
+/// `slow_callback_duration`.
+pub const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 /// Default time spent reading and discarding input after our FIN.
 pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -229,6 +232,9 @@ pub struct ServerConfig {
     /// After our FIN, how long unread input is drained so that the close
     /// does not become an RST.
     pub close_linger: Duration,
+    /// The slow-callback watchdog (reactor and hybrid): a callback that
+    /// runs longer than this is logged (`None`: off).
+    pub slow_callback: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -245,6 +251,7 @@ impl Default for ServerConfig {
             stack_size: DEFAULT_STACK_SIZE,
             read_buffer: DEFAULT_READ_BUFFER,
             close_linger: DEFAULT_CLOSE_LINGER,
+            slow_callback: Some(DEFAULT_SLOW_CALLBACK),
         }
     }
 }
