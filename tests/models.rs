@@ -95,6 +95,13 @@ fn only_the_pool_makes_a_client_wait_for_idle_ones(s: &mut Served) {
         let mut b = [0u8; 1];
         let waited = matches!(fifth.read(&mut b), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
         assert!(waited, "the pool served a fifth client with four workers");
+        // Not silently: the wait is logged, with the option to change.
+        assert!(
+            s.spindle
+                .wait_for_log("1 connections waiting for a worker (--workers 4)"),
+            "{}",
+            s.spindle.log()
+        );
         fifth.set_read_timeout(Some(DEADLINE)).unwrap();
         idle.pop();
     }
@@ -254,7 +261,8 @@ fn each_model_logs_its_bounds_and_the_process_model_caps_lower() {
     let expected = [
         (
             "pool",
-            "Model pool: 256 workers, 256 may wait, at most 10000 connections",
+            "Model pool: 256 workers, 256 may wait, at most 10000 connections \
+             (each client holds a worker until it leaves; for many idle clients use --model hybrid)",
         ),
         (
             "thread",

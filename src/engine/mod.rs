@@ -90,6 +90,7 @@ pub(crate) mod core;
 mod hybrid;
 mod pool;
 mod process;
+mod queue_watch;
 mod reactor;
 mod reactor_conn;
 pub(crate) mod registry;

@@ -226,7 +226,8 @@ fn describe_model(config: &ServerConfig) -> String {
     let max = config.max_connections;
     match config.model {
         Model::Pool => format!(
-            "Model pool: {} workers, {} may wait, at most {max} connections",
+            "Model pool: {} workers, {} may wait, at most {max} connections \
+             (each client holds a worker until it leaves; for many idle clients use --model hybrid)",
             config.workers, config.queue
         ),
         Model::Thread => format!(
