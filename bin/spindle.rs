@@ -73,6 +73,9 @@ enum ModelArg {
     Process,
     /// One thread running a non-blocking event loop (mio).
     Reactor,
+    /// A poller holds idle connections; --workers threads run those with
+    /// work (Apache httpd's event MPM). For many idle clients.
+    Hybrid,
 }
 
 impl From<ModelArg> for Model {
@@ -82,6 +85,7 @@ impl From<ModelArg> for Model {
             ModelArg::Thread => Model::Thread,
             ModelArg::Process => Model::Process,
             ModelArg::Reactor => Model::Reactor,
+            ModelArg::Hybrid => Model::Hybrid,
         }
     }
 }
@@ -123,7 +127,7 @@ struct ServeArgs {
     port_offset: u16,
 
     /// The concurrency model.
-    #[arg(long, value_enum, default_value = "pool", value_name = "pool|thread|process|reactor", help_heading = SERVING)]
+    #[arg(long, value_enum, default_value = "pool", value_name = "pool|thread|process|reactor|hybrid", help_heading = SERVING)]
     model: ModelArg,
 
     /// On Ctrl-C or SIGTERM, how long open connections get to finish.
@@ -139,6 +143,7 @@ struct ServeArgs {
 
     /// Pool workers: connections served at once.
     ///
+    /// Under hybrid: the threads running the connections that have work.
     /// 256 is Apache httpd's MaxRequestWorkers default (see NOTES.md).
     #[arg(long, default_value_t = engine::DEFAULT_WORKERS, value_name = "N", help_heading = LIMITS)]
     workers: usize,
@@ -165,6 +170,13 @@ struct ServeArgs {
     /// Drop a peer that does not read our output for this long (off: never).
     #[arg(long, default_value = "30s", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = LIMITS)]
     write_timeout: std::option::Option<Duration>,
+
+    /// Log any callback that runs longer than this (off: never).
+    ///
+    /// Under --model reactor or hybrid; the line names the protocol,
+    /// session, peer and callback.
+    #[arg(long, default_value = "100ms", value_parser = parse_optional_duration, value_name = "DURATION", help_heading = LIMITS)]
+    slow_callback: std::option::Option<Duration>,
 
     /// Queued commands for one connection before it is a slow consumer.
     ///
@@ -311,6 +323,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| Model::from(self.model).default_max_connections()),
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
+            slow_callback: self.slow_callback,
             grace: self.grace,
             outbound_queue: self.outbound_queue,
             stack_size: self

@@ -209,6 +209,10 @@ mod a_client_that_never_reads_is_dropped_while_ten_others_chat {
     fn reactor() {
         super::never_reader_dropped_while_ten_others_chat("reactor");
     }
+    #[test]
+    fn hybrid() {
+        super::never_reader_dropped_while_ten_others_chat("hybrid");
+    }
 }
 
 /// A client that never reads is dropped as a slow consumer, and its

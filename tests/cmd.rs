@@ -527,7 +527,7 @@ fn comhash_inline_answers_before_the_next_command_on_every_thread_model() {
     // Inline, the hash is done inside the command's callback, so its answer
     // always comes before the answer to the command after it (through the
     // pool it may come after: see a_big_hash_does_not_stall_other_clients).
-    for model in ["pool", "thread", "reactor"] {
+    for model in ["pool", "thread", "reactor", "hybrid"] {
         let scratch = Scratch::new(&format!("inline-{model}"));
         std::fs::write(scratch.root().join("hello.txt"), "hello\n").unwrap();
         let (_s, port) = serve(&scratch, &["--model", model, "--comhash-inline"]);

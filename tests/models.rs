@@ -15,10 +15,10 @@ use spindle::protocols::qotd::BUILTIN_QUOTES;
 use util::{DEADLINE, Spindle, connect, read_n, read_to_end, send, sh, wait_until};
 
 /// The models the CLI offers, as `--model` spells them.
-const MODELS: &[&str] = &["pool", "thread", "process", "reactor"];
+const MODELS: &[&str] = &["pool", "thread", "process", "reactor", "hybrid"];
 
 util::every_model!(
-    [pool Pool, thread Thread, process Process, reactor Reactor] |model|
+    [pool Pool, thread Thread, process Process, reactor Reactor, hybrid Hybrid] |model|
     echo_through_netcat => &mut Served::start(model.name(), "echo", "EchoFactory", &[]),
     echo_to_many_clients_at_once => &mut Served::start(model.name(), "echo", "EchoFactory", &[]),
     qotd_says_a_quote_and_closes => &mut Served::start(model.name(), "qotd", "QOTDFactory", &[]),
@@ -71,6 +71,13 @@ fn only_the_pool_makes_a_client_wait_for_idle_ones(s: &mut Served) {
         let mut b = [0u8; 1];
         let waited = matches!(fifth.read(&mut b), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
         assert!(waited, "the pool served a fifth client with four workers");
+        // Not silently: the wait is logged, with the option to change.
+        assert!(
+            s.spindle
+                .wait_for_log("1 connections waiting for a worker (--workers 4)"),
+            "{}",
+            s.spindle.log()
+        );
         fifth.set_read_timeout(Some(DEADLINE)).unwrap();
         idle.pop();
     }
@@ -230,7 +237,8 @@ fn each_model_logs_its_bounds_and_the_process_model_caps_lower() {
     let expected = [
         (
             "pool",
-            "Model pool: 256 workers, 256 may wait, at most 10000 connections",
+            "Model pool: 256 workers, 256 may wait, at most 10000 connections \
+             (each client holds a worker until it leaves; for many idle clients use --model hybrid)",
         ),
         (
             "thread",
@@ -243,6 +251,10 @@ fn each_model_logs_its_bounds_and_the_process_model_caps_lower() {
         (
             "reactor",
             "Model reactor: one event-loop thread, at most 10000 connections",
+        ),
+        (
+            "hybrid",
+            "Model hybrid: a poller and 256 workers, at most 10000 connections",
         ),
     ];
     for (model, line) in expected {

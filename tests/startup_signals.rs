@@ -110,7 +110,7 @@ fn sigint_at_spawn_of_a_background_job_stops_cleanly() {
 
 #[test]
 fn sigterm_at_spawn_stops_every_model_cleanly() {
-    for model in ["pool", "thread", "process", "reactor"] {
+    for model in ["pool", "thread", "process", "reactor", "hybrid"] {
         let mut args = ECHO.to_vec();
         args.extend_from_slice(&["--model", model]);
         early_signal_stops_cleanly(libc::SIGTERM, Inherited::DefaultBlocked, &args);

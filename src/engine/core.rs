@@ -147,6 +147,8 @@ pub(crate) struct Core {
     /// Set by the first event that answered `Err`.
     ended: Option<End>,
     lost: bool,
+    /// The slow-callback watchdog's limit, if on.
+    slow_callback: Option<Duration>,
 }
 
 impl Core {
@@ -166,7 +168,16 @@ impl Core {
             last_input: now,
             ended: None,
             lost: false,
+            slow_callback: None,
         }
+    }
+
+    /// Turns the slow-callback watchdog on (`Some(limit)`) or off: a
+    /// callback that runs longer than `limit` is logged with what it was
+    /// and how long it took. The driver decides: the engines whose
+    /// callbacks share a thread (reactor, hybrid) turn it on.
+    pub(crate) fn watch_slow_callbacks(&mut self, limit: Option<Duration>) {
+        self.slow_callback = limit;
     }
 
     /// The transport, to read its facts.
@@ -216,7 +227,7 @@ impl Core {
 
     /// `connection_made`.
     pub(crate) fn made(&mut self, p: &mut dyn Protocol) -> Result<(), End> {
-        self.event(p, |p, t| p.connection_made(t))
+        self.event(p, "connection_made", |p, t| p.connection_made(t))
     }
 
     /// Bytes arrived at `now`: `data_received`, unless the connection is
@@ -229,7 +240,7 @@ impl Core {
     ) -> Result<(), End> {
         self.still_open()?;
         self.last_input = now;
-        self.event(p, |p, t| p.data_received(data, t))
+        self.event(p, "data_received", |p, t| p.data_received(data, t))
     }
 
     /// Runs `first` (a command the driver already received), then the
@@ -251,7 +262,7 @@ impl Core {
             }
             let Some(command) = next.take() else { break };
             if let Some(f) = self.transport.apply(command) {
-                self.callback(p, f)?;
+                self.callback(p, "an inbox command", f)?;
             }
             ran += 1;
             if self.transport.is_disconnecting() || self.control.killed() {
@@ -277,7 +288,7 @@ impl Core {
             let Some(timer) = self.transport.pop_due_timer(now) else {
                 break;
             };
-            self.callback(p, timer)?;
+            self.callback(p, "a timer", timer)?;
             if self.transport.is_disconnecting() {
                 break;
             }
@@ -364,21 +375,38 @@ impl Core {
     fn event(
         &mut self,
         p: &mut dyn Protocol,
+        what: &'static str,
         f: impl FnOnce(&mut dyn Protocol, &mut Transport),
     ) -> Result<(), End> {
         self.still_open()?;
-        self.callback(p, f)?;
+        self.callback(p, what, f)?;
         self.settle()
     }
 
-    /// Runs `f` under `catch_unwind`; a panic aborts this connection.
+    /// Runs `f` (`what`, for the watchdog's log line) under
+    /// `catch_unwind`; a panic aborts this connection.
     fn callback(
         &mut self,
         p: &mut dyn Protocol,
+        what: &'static str,
         f: impl FnOnce(&mut dyn Protocol, &mut Transport),
     ) -> Result<(), End> {
+        let started = self.slow_callback.map(|_| Instant::now());
         let transport = &mut self.transport;
-        match catch_unwind(AssertUnwindSafe(|| f(p, transport))) {
+        let ran = catch_unwind(AssertUnwindSafe(|| f(p, transport)));
+        if let (Some(limit), Some(started)) = (self.slow_callback, started) {
+            let took = started.elapsed();
+            if took > limit {
+                let info = self.transport.info();
+                log::warn!(
+                    "slow callback: {what} of {} session {} from {} ran {took:.1?} (--slow-callback {limit:?})",
+                    p.log_prefix(),
+                    info.session,
+                    info.peer,
+                );
+            }
+        }
+        match ran {
             Ok(()) => Ok(()),
             Err(payload) => {
                 let msg = panic_message(&*payload);

@@ -73,6 +73,9 @@
 //!   connection, inetd-style, the socket as its stdin and stdout.
 //! * [`Model::Reactor`] (`reactor.rs`): one thread, non-blocking sockets
 //!   and a mio event loop; every callback of every connection runs on it.
+//! * [`Model::Hybrid`] (`hybrid/`): a poller holds every waiting
+//!   connection; `--workers` threads run the ones with work, one turn at
+//!   a time, through the connection core (Apache httpd's event MPM).
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 //! [`ConnHandle::call_timeout`]: crate::ConnHandle::call_timeout
@@ -84,8 +87,10 @@ mod acceptor;
 mod admission;
 pub(crate) mod connection;
 pub(crate) mod core;
+mod hybrid;
 mod pool;
 mod process;
+mod queue_watch;
 mod reactor;
 mod reactor_conn;
 pub(crate) mod registry;
@@ -112,11 +117,20 @@ pub enum Model {
     Process,
     /// One thread running a non-blocking event loop.
     Reactor,
+    /// A poller holding idle connections and a bounded pool of workers
+    /// running the ones with work.
+    Hybrid,
 }
 
 impl Model {
     /// Every model, in the order the notes compare them.
-    pub const ALL: &'static [Model] = &[Model::Pool, Model::Thread, Model::Process, Model::Reactor];
+    pub const ALL: &'static [Model] = &[
+        Model::Pool,
+        Model::Thread,
+        Model::Process,
+        Model::Reactor,
+        Model::Hybrid,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -125,6 +139,7 @@ impl Model {
             Model::Thread => "thread",
             Model::Process => "process",
             Model::Reactor => "reactor",
+            Model::Hybrid => "hybrid",
         }
     }
 
@@ -182,6 +197,9 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub const DEFAULT_THREAD_STACK_SIZE: usize = 128 * 1024;
 /// Default size of each connection's read buffer.
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
+/// Default limit of the slow-callback watchdog: asyncio's debug-mode
+/// `slow_callback_duration`.
+pub const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 /// Default time spent reading and discarding input after our FIN.
 pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -215,6 +233,9 @@ pub struct ServerConfig {
     /// After our FIN, how long unread input is drained so that the close
     /// does not become an RST.
     pub close_linger: Duration,
+    /// The slow-callback watchdog (reactor and hybrid): a callback that
+    /// runs longer than this is logged (`None`: off).
+    pub slow_callback: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -231,6 +252,7 @@ impl Default for ServerConfig {
             stack_size: DEFAULT_STACK_SIZE,
             read_buffer: DEFAULT_READ_BUFFER,
             close_linger: DEFAULT_CLOSE_LINGER,
+            slow_callback: Some(DEFAULT_SLOW_CALLBACK),
         }
     }
 }

@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use super::admission::{Admission, Admitted};
 use super::connection::{ConnEnv, serve_accepted};
 use super::core::panic_message;
+use super::queue_watch::QueueWatch;
 use super::registry::Registry;
 use super::service::Service;
 use super::stream::Stream;
@@ -120,6 +121,7 @@ fn accept_into(
 ) -> std::io::Result<()> {
     let config = &shared.env.config;
     let admission = &shared.admission;
+    let mut watch = QueueWatch::new(config.workers);
     acceptor::accept_loop(listeners, stopper, |service, stream, peer| {
         let Some((stream, admitted)) = admission.admit(service, stream) else {
             return;
@@ -147,6 +149,7 @@ fn accept_into(
             drop(admitted);
             admission.refuse_busy(service, stream, &why);
         }
+        watch.saw(tx.len(), Instant::now());
     })
 }
 

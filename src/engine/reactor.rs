@@ -366,7 +366,8 @@ impl Reactor<'_> {
         };
         let mut transport = Transport::new(info, self.config.outbound_queue);
         transport.set_link(link.clone());
-        let core = Core::new(transport, control, self.config.idle_timeout, Instant::now());
+        let mut core = Core::new(transport, control, self.config.idle_timeout, Instant::now());
+        core.watch_slow_callbacks(self.config.slow_callback);
         let conn = Conn::new(
             sock,
             generation,

@@ -7,7 +7,9 @@ use std::thread;
 
 use super::process::ChildCommand;
 use super::service::Service;
-use super::{Model, ServerConfig, Stopper, pool, process, reactor, thread as thread_engine};
+use super::{
+    Model, ServerConfig, Stopper, hybrid, pool, process, reactor, thread as thread_engine,
+};
 use crate::endpoint::{Endpoint, Listener};
 use crate::log::ContextGuard;
 use crate::protocol::{Addr, Factory};
@@ -119,6 +121,7 @@ impl Server {
             Model::Thread => thread_engine::run(&services, Arc::new(config), &stopper),
             Model::Process => process::run(&services, Arc::new(config), &stopper),
             Model::Reactor => reactor::run(&services, Arc::new(config), &stopper),
+            Model::Hybrid => hybrid::run(&services, Arc::new(config), &stopper),
         };
         for s in services {
             let label = match &s.listener {
@@ -219,7 +222,8 @@ fn describe_model(config: &ServerConfig) -> String {
     let max = config.max_connections;
     match config.model {
         Model::Pool => format!(
-            "Model pool: {} workers, {} may wait, at most {max} connections",
+            "Model pool: {} workers, {} may wait, at most {max} connections \
+             (each client holds a worker until it leaves; for many idle clients use --model hybrid)",
             config.workers, config.queue
         ),
         Model::Thread => format!(
@@ -232,5 +236,9 @@ fn describe_model(config: &ServerConfig) -> String {
         Model::Reactor => {
             format!("Model reactor: one event-loop thread, at most {max} connections")
         }
+        Model::Hybrid => format!(
+            "Model hybrid: a poller and {} workers, at most {max} connections",
+            config.workers
+        ),
     }
 }

@@ -199,7 +199,7 @@ pub fn start_server(
 /// in a module named after the check (`echo::pool`, `echo::reactor`...).
 ///
 /// * `every_model!(a, b)`: each check is a `fn(spindle::Model)`, run under
-///   every in-process model (pool, thread, reactor).
+///   every in-process model (pool, thread, reactor, hybrid).
 /// * `every_model!([pool Pool, process Process] |model| a => ARG, ...)`:
 ///   the models listed (test name, then `spindle::Model` variant), each
 ///   check called with `ARG`, an expression of `model`, the variant.
@@ -207,7 +207,7 @@ pub fn start_server(
 macro_rules! every_model {
     ($($check:ident),* $(,)?) => {
         $crate::util::every_model!(
-            [pool Pool, thread Thread, reactor Reactor] |model| $($check => model),*
+            [pool Pool, thread Thread, reactor Reactor, hybrid Hybrid] |model| $($check => model),*
         );
     };
     ($models:tt |$model:ident| $($check:ident => $arg:expr),* $(,)?) => {$(
