@@ -203,15 +203,13 @@ impl Core {
         self.ended.as_ref()
     }
 
-    /// Whether input should still be read and fed. False once ended.
-    //
-    // Flow control (issue 15, Twisted's `pauseProducing` /
-    // `resumeProducing`) hooks in here: a "reading paused" flag set by the
-    // protocol through its transport makes this false, and the drivers
-    // already stop reading when it is (the blocking owner stops calling
-    // `read`, the reactor leaves the socket's readiness unconsumed).
+    /// Whether input should still be read and fed: false once ended, and
+    /// while the protocol paused it ([`Transport::pause_producing`], or a
+    /// `Pause` command; promise 7). A driver asks after every event and
+    /// reads nothing while it is false, but goes on with timers and inbox
+    /// commands, one of which may resume it.
     pub(crate) fn wants_input(&self) -> bool {
-        self.ended.is_none()
+        self.ended.is_none() && !self.transport.is_producing_paused()
     }
 
     /// `connection_made`.

@@ -473,6 +473,8 @@ mod tests {
                     Command::Call(_) => out.push("FAREWELL".to_string()),
                     Command::Lose => out.push("LOSE".to_string()),
                     Command::Abort => out.push("ABORT".to_string()),
+                    Command::Pause => out.push("PAUSE".to_string()),
+                    Command::Resume => out.push("RESUME".to_string()),
                 }
             }
             out
