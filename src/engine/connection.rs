@@ -18,6 +18,14 @@
 //! most [`WRITE_SLICE`], so that a connection doomed by
 //! [`ConnHandle::close_within`](crate::ConnHandle::close_within) is aborted
 //! on time even while its peer does not read.
+//!
+//! While the protocol's input is paused (promise 7; `Core::wants_input`
+//! is false), the owner does not read: in direct mode it waits only for
+//! its timers and the stop signal; in inbox mode it stops taking from the
+//! reader thread's channel, which holds at most [`READ_AHEAD`] reads, so
+//! the reader blocks in its send with one more read in hand and reads
+//! nothing more. No flag is polled: the bounded channel is what tells the
+//! reader, and taking from it again is what resumes it.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -50,6 +58,11 @@ pub const COMMANDS_PER_WRITE: usize = 64;
 /// that deadline is kept to within this much. The write timeout still
 /// counts from the last progress, as before.
 pub const WRITE_SLICE: Duration = Duration::from_millis(100);
+
+/// Reads the reader thread may queue ahead of its owner in inbox mode:
+/// while the owner is paused, the memory held for unread input is these
+/// plus the one the reader holds, each at most `--read-buffer` bytes.
+pub const READ_AHEAD: usize = 1;
 
 /// What every connection of one server shares.
 pub(crate) struct ConnEnv {
@@ -247,6 +260,10 @@ impl Owner<'_> {
             if self.core.inbox().is_some() {
                 return self.run_inbox();
             }
+            if !self.core.wants_input() {
+                self.wait_paused()?;
+                continue;
+            }
             // Raise the idle flag before checking the stop signal: the
             // registry's wake-up cannot then miss this read.
             self.idle.store(true, Ordering::SeqCst);
@@ -285,6 +302,26 @@ impl Owner<'_> {
             self.settle(verdict)?;
         }
         Ok(())
+    }
+
+    /// Direct mode with input paused: nothing can reach the connection but
+    /// its timers (one of which may resume it) and the stop signal; wait
+    /// for whichever comes first, reading nothing.
+    fn wait_paused(&mut self) -> Result<(), End> {
+        let stop = self.env.stopper.receiver();
+        let timeout = self
+            .core
+            .next_deadline()
+            .map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+        select! {
+            recv(stop) -> _ => Err(self.core.fail(End::clean(Reason::Shutdown))),
+            default(timeout) => {
+                let verdict = self.core.due(&mut *self.protocol, Instant::now());
+                self.settle(verdict)
+            }
+        }
     }
 
     /// The peer's EOF, or ours from a shutdown.
@@ -351,6 +388,12 @@ impl Owner<'_> {
             return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
         }
         self.sliced_writes = true;
+        // While paused, the owner takes nothing from the reader (see the
+        // module docs) and waits for the stop signal instead, which the
+        // reader's EOF would otherwise bring.
+        let stop = self.env.stopper.receiver();
+        let no_input = crossbeam_channel::never();
+        let no_stop = crossbeam_channel::never();
         loop {
             let timeout = self
                 .core
@@ -361,9 +404,16 @@ impl Owner<'_> {
             if self.env.stopper.is_stopped() {
                 return Err(self.core.fail(End::clean(Reason::Shutdown)));
             }
+            let reading = self.core.wants_input();
+            let (input, stopping) = if reading {
+                (&data, &no_stop)
+            } else {
+                (&no_input, &stop)
+            };
             let woke = select! {
-                recv(data) -> event => Woke::Input(event),
+                recv(input) -> event => Woke::Input(event),
                 recv(inbox) -> command => Woke::Command(command.ok()),
+                recv(stopping) -> _ => continue,
                 default(timeout) => Woke::Tick,
             };
             self.idle.store(false, Ordering::SeqCst);
@@ -399,7 +449,7 @@ impl Owner<'_> {
                 return Err(self.core.fail(End::abort(Reason::Lost(why))));
             }
         };
-        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (tx, rx) = crossbeam_channel::bounded(READ_AHEAD);
         let size = self.env.config.read_buffer.max(512);
         let spawned = thread::Builder::new()
             .name("spindle-reader".into())
