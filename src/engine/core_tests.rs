@@ -438,7 +438,7 @@ fn a_protocol_that_pauses_wants_no_input_but_still_runs_timers_and_commands() {
     c.received(&mut p, b"handle\nlater 0\npause\n", Instant::now())
         .unwrap();
     assert!(!c.wants_input(), "paused: the driver must not read");
-    let h = c.transport().handle();
+    let h = c.transport_mut().handle();
     // Timers run while paused.
     c.due(&mut p, Instant::now() + Duration::from_millis(1))
         .unwrap();
@@ -465,7 +465,7 @@ fn a_handle_pauses_and_resumes_in_the_order_of_its_commands() {
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
     c.received(&mut p, b"handle\n", Instant::now()).unwrap();
-    let h = c.transport().handle();
+    let h = c.transport_mut().handle();
     h.write("a\n").unwrap();
     h.pause_producing().unwrap();
     c.commands(&mut p, None, 16).unwrap();
@@ -489,7 +489,7 @@ fn an_ended_connection_wants_no_input_even_when_resumed() {
     let (mut c, mut p) = (core(), Script::default());
     c.made(&mut p).unwrap();
     c.received(&mut p, b"handle\n", Instant::now()).unwrap();
-    let h = c.transport().handle();
+    let h = c.transport_mut().handle();
     h.pause_producing().unwrap();
     h.lose_connection().unwrap();
     h.resume_producing().unwrap();
