@@ -13,7 +13,7 @@
 //!
 //! Writes are sent by the owner after each callback, blocking, bounded by
 //! the write timeout. In inbox mode the owner runs every command already
-//! queued (up to [`COMMANDS_PER_WRITE`]) before it writes, so a burst of
+//! queued (up to [`WRITE_BATCH_BYTES`] of output) before it writes, so a burst of
 //! broadcast lines leaves in one `write`, and it writes in slices of at
 //! most [`WRITE_SLICE`], so that a connection doomed by
 //! [`ConnHandle::close_within`](crate::ConnHandle::close_within) is aborted
@@ -47,10 +47,15 @@ use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Addr, Protocol, Reason};
 use crate::transport::{Command, ConnInfo, EngineHints, OwnerLink, Transport};
 
-/// Inbox commands an owner runs before it writes their output: a burst of
-/// queued broadcast lines then costs one `write` instead of one each. The
-/// bound keeps one batch's output (and the time before it leaves) small.
-pub const COMMANDS_PER_WRITE: usize = 64;
+/// Output an owner woken for one inbox command gathers, from the commands
+/// queued behind it, before it writes: everything queued when it gets to
+/// the write leaves in one `write`, up to this many bytes (a broadcast
+/// burst of short lines is one `write`, whatever its count). The bound
+/// keeps one batch's output, and the time before it leaves, small.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// Commands one batch runs at most, for closures that write nothing.
+pub const COMMANDS_PER_WRITE: usize = 4096;
 
 /// In inbox mode a write to a peer that does not read blocks for at most
 /// this long at a time; between slices the owner checks the deadline set
@@ -426,9 +431,12 @@ impl Owner<'_> {
                 Woke::Input(Ok(ReadEvent::Failed(e))) => {
                     return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
                 }
-                Woke::Command(Some(command)) => {
-                    self.core.commands(p, Some(command), COMMANDS_PER_WRITE)
-                }
+                Woke::Command(Some(command)) => self.core.commands_within(
+                    p,
+                    Some(command),
+                    COMMANDS_PER_WRITE,
+                    WRITE_BATCH_BYTES,
+                ),
                 Woke::Command(None) => Ok(()),
                 Woke::Tick => self.core.due(p, Instant::now()),
             };

@@ -239,6 +239,19 @@ impl Core {
         first: Option<Command>,
         max: usize,
     ) -> Result<(), End> {
+        self.commands_within(p, first, max, usize::MAX)
+    }
+
+    /// As [`Core::commands`], also stopping once the output to send holds
+    /// `max_bytes`: a driver that writes after the batch bounds the batch
+    /// by what it will write, not by how many commands made it.
+    pub(crate) fn commands_within(
+        &mut self,
+        p: &mut dyn Protocol,
+        first: Option<Command>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<(), End> {
         self.still_open()?;
         self.pick_up_inbox();
         let mut next = first;
@@ -252,7 +265,10 @@ impl Core {
                 self.callback(p, f)?;
             }
             ran += 1;
-            if self.transport.is_disconnecting() || self.control.killed() {
+            if self.transport.is_disconnecting()
+                || self.control.killed()
+                || self.transport.pending_output().len() >= max_bytes
+            {
                 break;
             }
         }
