@@ -490,7 +490,10 @@ impl Owner<'_> {
         };
         self.env.registry.unregister(self.registry_id);
         let _ = self.stream.shutdown(wake);
-        if let Some((_, handle)) = self.reader.take() {
+        if let Some((data, handle)) = self.reader.take() {
+            // A reader blocked handing over a read (its channel holds
+            // READ_AHEAD) must see the owner gone, not wait for it.
+            drop(data);
             let _ = handle.join();
         }
         self.core.lost(&mut *self.protocol, &end.reason);
