@@ -102,6 +102,15 @@ pub trait Protocol: Any + Send {
     /// Bytes arrived. They may hold part of a message, or several.
     fn data_received(&mut self, data: &[u8], transport: &mut Transport);
 
+    /// Input was paused and a [`ConnHandle::resume_producing`] resumed it:
+    /// bytes the protocol held back while paused (the rest of a read) may
+    /// be processed now. Not called when the protocol resumes itself.
+    ///
+    /// [`ConnHandle::resume_producing`]: crate::ConnHandle::resume_producing
+    fn producing_resumed(&mut self, transport: &mut Transport) {
+        let _ = transport;
+    }
+
     /// The connection is gone; called exactly once, after every other
     /// callback. Release shared state (counters, room membership) here.
     fn connection_lost(&mut self, reason: &Reason) {

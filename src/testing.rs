@@ -43,6 +43,9 @@ pub struct Harness<P: Protocol> {
     lost: Option<Reason>,
     now: Instant,
     written: Vec<u8>,
+    /// Bytes fed while input was paused: what the kernel would hold until
+    /// the protocol resumes.
+    unread: Vec<u8>,
 }
 
 /// The address harness connections claim to come from.
@@ -77,6 +80,7 @@ impl<P: Protocol> Harness<P> {
             lost: None,
             now,
             written: Vec::new(),
+            unread: Vec::new(),
         }
     }
 
@@ -87,14 +91,42 @@ impl<P: Protocol> Harness<P> {
     }
 
     /// Delivers `data` to the protocol, unless it already asked to close
-    /// (an engine stops reading then). Returns whether it was delivered.
+    /// (an engine stops reading then). While its input is paused the bytes
+    /// wait, as in the kernel, and are delivered in order once it resumes.
+    /// Returns whether they were taken (delivered or waiting).
     pub fn feed(&mut self, data: &[u8]) -> bool {
         if !self.open() {
             return false;
         }
+        if !self.core.wants_input() || !self.unread.is_empty() {
+            self.unread.extend_from_slice(data);
+            self.deliver_unread();
+            return true;
+        }
         let verdict = self.core.received(&mut self.protocol, data, self.now);
         self.after_callback(verdict);
         true
+    }
+
+    /// Bytes fed while paused and not yet delivered.
+    pub fn unread(&self) -> &[u8] {
+        &self.unread
+    }
+
+    /// Whether the protocol's input is paused.
+    pub fn is_paused(&self) -> bool {
+        self.core.transport().is_producing_paused()
+    }
+
+    /// Delivers what waited while paused once input is wanted again (as an
+    /// engine reads again after a resume).
+    fn deliver_unread(&mut self) {
+        if self.unread.is_empty() || !self.open() || !self.core.wants_input() {
+            return;
+        }
+        let data = std::mem::take(&mut self.unread);
+        let verdict = self.core.received(&mut self.protocol, &data, self.now);
+        self.after_callback(verdict);
     }
 
     /// Feeds `data` in pieces of `chunk` bytes (the last may be shorter),
@@ -127,6 +159,7 @@ impl<P: Protocol> Harness<P> {
             let verdict = self.core.due(&mut self.protocol, self.now);
             self.after_callback(verdict);
         }
+        self.deliver_unread();
     }
 
     /// Runs every inbox command already queued, unless the protocol asked
@@ -141,6 +174,7 @@ impl<P: Protocol> Harness<P> {
             };
             let verdict = self.core.commands(&mut self.protocol, Some(command), 1);
             self.after_callback(verdict);
+            self.deliver_unread();
             ran += 1;
         }
         ran
@@ -162,6 +196,7 @@ impl<P: Protocol> Harness<P> {
         };
         let verdict = self.core.commands(&mut self.protocol, Some(command), 1);
         self.after_callback(verdict);
+        self.deliver_unread();
         true
     }
 

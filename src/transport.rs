@@ -12,6 +12,18 @@
 //! close it, or run a closure on its owner. Everything that arrives there
 //! runs on the owner, one at a time, between the other callbacks — so a
 //! protocol never needs a lock for its own state.
+//!
+//! # Flow control
+//!
+//! [`Transport::pause_producing`] and [`Transport::resume_producing`] are
+//! Twisted's `IPushProducer` for the connection's input: while paused, the
+//! engine does not read the socket, so the kernel's buffers fill and TCP
+//! pushes back on the peer; timers and inbox commands still run. Another
+//! thread does the same through [`ConnHandle::pause_producing`] and
+//! [`ConnHandle::resume_producing`] (inbox commands, run in their place
+//! among the others). A resume that comes through the inbox calls
+//! [`Protocol::producing_resumed`], so that a protocol which held back the
+//! rest of a read (the line framer does) can go on with it.
 
 use std::any::{Any, type_name};
 use std::collections::BTreeMap;
@@ -42,6 +54,10 @@ pub(crate) enum Command {
     Abort,
     /// Run a closure on the owner.
     Call(OwnerFn),
+    /// Stop reading the socket ([`ConnHandle::pause_producing`]).
+    Pause,
+    /// Read the socket again ([`ConnHandle::resume_producing`]).
+    Resume,
 }
 
 /// What the engine lets a [`ConnHandle`] do besides queueing a command.
@@ -148,6 +164,8 @@ pub struct Transport {
     close_reason: Option<Reason>,
     /// How far the test harness has moved this connection's clock ahead.
     clock_skew: Duration,
+    /// Input is paused (see the module's "Flow control").
+    paused: bool,
 }
 
 impl fmt::Debug for Transport {
@@ -158,6 +176,7 @@ impl fmt::Debug for Transport {
             .field("pending_output", &self.out.len())
             .field("closing", &self.closing)
             .field("timers", &self.timers.len())
+            .field("paused", &self.paused)
             .finish()
     }
 }
@@ -179,6 +198,7 @@ impl Transport {
             next_timer: 0,
             close_reason: None,
             clock_skew: Duration::ZERO,
+            paused: false,
         }
     }
 
@@ -240,6 +260,26 @@ impl Transport {
     /// The reason given with the close request, taken once (the core's).
     pub(crate) fn take_close_reason(&mut self) -> Option<Reason> {
         self.close_reason.take()
+    }
+
+    /// Stops reading the connection's input until
+    /// [`Transport::resume_producing`] (Twisted's `pauseProducing`). The
+    /// engine reads nothing more once this callback returns, so the peer's
+    /// writes block when the kernel's buffers are full; timers and inbox
+    /// commands still run. A framer checks [`Transport::is_producing_paused`]
+    /// between messages and keeps the rest of the current read for later.
+    pub fn pause_producing(&mut self) {
+        self.paused = true;
+    }
+
+    /// Reads the connection's input again (Twisted's `resumeProducing`).
+    pub fn resume_producing(&mut self) {
+        self.paused = false;
+    }
+
+    /// Whether input is paused.
+    pub fn is_producing_paused(&self) -> bool {
+        self.paused
     }
 
     /// Whether the protocol asked to close. A framer checks this between
@@ -396,6 +436,12 @@ impl Transport {
             Command::Lose => self.lose_connection(),
             Command::Abort => self.abort_connection(),
             Command::Call(f) => return Some(f),
+            Command::Pause => self.pause_producing(),
+            Command::Resume if self.paused => {
+                self.resume_producing();
+                return Some(Box::new(|p, t| p.producing_resumed(t)));
+            }
+            Command::Resume => {}
         }
         None
     }
@@ -477,6 +523,20 @@ impl ConnHandle {
         {
             link.kill();
         }
+    }
+
+    /// Asks the owner to stop reading this connection's input (see
+    /// [`Transport::pause_producing`]). It takes effect when the owner
+    /// reaches it, after the commands queued before it.
+    pub fn pause_producing(&self) -> Result<(), HandleError> {
+        self.send(Command::Pause)
+    }
+
+    /// Asks the owner to read this connection's input again (see
+    /// [`Transport::resume_producing`]); the protocol's
+    /// [`Protocol::producing_resumed`] runs if it was paused.
+    pub fn resume_producing(&self) -> Result<(), HandleError> {
+        self.send(Command::Resume)
     }
 
     /// Makes sure the connection ends within `grace`. Nothing changes

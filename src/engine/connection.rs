@@ -13,11 +13,19 @@
 //!
 //! Writes are sent by the owner after each callback, blocking, bounded by
 //! the write timeout. In inbox mode the owner runs every command already
-//! queued (up to [`COMMANDS_PER_WRITE`]) before it writes, so a burst of
+//! queued (up to [`WRITE_BATCH_BYTES`] of output) before it writes, so a burst of
 //! broadcast lines leaves in one `write`, and it writes in slices of at
 //! most [`WRITE_SLICE`], so that a connection doomed by
 //! [`ConnHandle::close_within`](crate::ConnHandle::close_within) is aborted
 //! on time even while its peer does not read.
+//!
+//! While the protocol's input is paused (promise 7; `Core::wants_input`
+//! is false), the owner does not read: in direct mode it waits only for
+//! its timers and the stop signal; in inbox mode it stops taking from the
+//! reader thread's channel, which holds at most [`READ_AHEAD`] reads, so
+//! the reader blocks in its send with one more read in hand and reads
+//! nothing more. No flag is polled: the bounded channel is what tells the
+//! reader, and taking from it again is what resumes it.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -39,10 +47,15 @@ use crate::log::{ContextGuard, connection_context};
 use crate::protocol::{Addr, Protocol, Reason};
 use crate::transport::{Command, ConnInfo, EngineHints, OwnerLink, Transport};
 
-/// Inbox commands an owner runs before it writes their output: a burst of
-/// queued broadcast lines then costs one `write` instead of one each. The
-/// bound keeps one batch's output (and the time before it leaves) small.
-pub const COMMANDS_PER_WRITE: usize = 64;
+/// Output an owner woken for one inbox command gathers, from the commands
+/// queued behind it, before it writes: everything queued when it gets to
+/// the write leaves in one `write`, up to this many bytes (a broadcast
+/// burst of short lines is one `write`, whatever its count). The bound
+/// keeps one batch's output, and the time before it leaves, small.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// Commands one batch runs at most, for closures that write nothing.
+pub const COMMANDS_PER_WRITE: usize = 4096;
 
 /// In inbox mode a write to a peer that does not read blocks for at most
 /// this long at a time; between slices the owner checks the deadline set
@@ -50,6 +63,11 @@ pub const COMMANDS_PER_WRITE: usize = 64;
 /// that deadline is kept to within this much. The write timeout still
 /// counts from the last progress, as before.
 pub const WRITE_SLICE: Duration = Duration::from_millis(100);
+
+/// Reads the reader thread may queue ahead of its owner in inbox mode:
+/// while the owner is paused, the memory held for unread input is these
+/// plus the one the reader holds, each at most `--read-buffer` bytes.
+pub const READ_AHEAD: usize = 1;
 
 /// What every connection of one server shares.
 pub(crate) struct ConnEnv {
@@ -247,6 +265,10 @@ impl Owner<'_> {
             if self.core.inbox().is_some() {
                 return self.run_inbox();
             }
+            if !self.core.wants_input() {
+                self.wait_paused()?;
+                continue;
+            }
             // Raise the idle flag before checking the stop signal: the
             // registry's wake-up cannot then miss this read.
             self.idle.store(true, Ordering::SeqCst);
@@ -285,6 +307,26 @@ impl Owner<'_> {
             self.settle(verdict)?;
         }
         Ok(())
+    }
+
+    /// Direct mode with input paused: nothing can reach the connection but
+    /// its timers (one of which may resume it) and the stop signal; wait
+    /// for whichever comes first, reading nothing.
+    fn wait_paused(&mut self) -> Result<(), End> {
+        let stop = self.env.stopper.receiver();
+        let timeout = self
+            .core
+            .next_deadline()
+            .map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+        select! {
+            recv(stop) -> _ => Err(self.core.fail(End::clean(Reason::Shutdown))),
+            default(timeout) => {
+                let verdict = self.core.due(&mut *self.protocol, Instant::now());
+                self.settle(verdict)
+            }
+        }
     }
 
     /// The peer's EOF, or ours from a shutdown.
@@ -351,6 +393,12 @@ impl Owner<'_> {
             return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
         }
         self.sliced_writes = true;
+        // While paused, the owner takes nothing from the reader (see the
+        // module docs) and waits for the stop signal instead, which the
+        // reader's EOF would otherwise bring.
+        let stop = self.env.stopper.receiver();
+        let no_input = crossbeam_channel::never();
+        let no_stop = crossbeam_channel::never();
         loop {
             let timeout = self
                 .core
@@ -361,9 +409,16 @@ impl Owner<'_> {
             if self.env.stopper.is_stopped() {
                 return Err(self.core.fail(End::clean(Reason::Shutdown)));
             }
+            let reading = self.core.wants_input();
+            let (input, stopping) = if reading {
+                (&data, &no_stop)
+            } else {
+                (&no_input, &stop)
+            };
             let woke = select! {
-                recv(data) -> event => Woke::Input(event),
+                recv(input) -> event => Woke::Input(event),
                 recv(inbox) -> command => Woke::Command(command.ok()),
+                recv(stopping) -> _ => continue,
                 default(timeout) => Woke::Tick,
             };
             self.idle.store(false, Ordering::SeqCst);
@@ -376,9 +431,12 @@ impl Owner<'_> {
                 Woke::Input(Ok(ReadEvent::Failed(e))) => {
                     return Err(self.core.fail(End::abort(Reason::Lost(e.to_string()))));
                 }
-                Woke::Command(Some(command)) => {
-                    self.core.commands(p, Some(command), COMMANDS_PER_WRITE)
-                }
+                Woke::Command(Some(command)) => self.core.commands_within(
+                    p,
+                    Some(command),
+                    COMMANDS_PER_WRITE,
+                    WRITE_BATCH_BYTES,
+                ),
                 Woke::Command(None) => Ok(()),
                 Woke::Tick => self.core.due(p, Instant::now()),
             };
@@ -399,7 +457,7 @@ impl Owner<'_> {
                 return Err(self.core.fail(End::abort(Reason::Lost(why))));
             }
         };
-        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (tx, rx) = crossbeam_channel::bounded(READ_AHEAD);
         let size = self.env.config.read_buffer.max(512);
         let spawned = thread::Builder::new()
             .name("spindle-reader".into())
@@ -432,7 +490,10 @@ impl Owner<'_> {
         };
         self.env.registry.unregister(self.registry_id);
         let _ = self.stream.shutdown(wake);
-        if let Some((_, handle)) = self.reader.take() {
+        if let Some((data, handle)) = self.reader.take() {
+            // A reader blocked handing over a read (its channel holds
+            // READ_AHEAD) must see the owner gone, not wait for it.
+            drop(data);
             let _ = handle.join();
         }
         self.core.lost(&mut *self.protocol, &end.reason);

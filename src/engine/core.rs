@@ -214,15 +214,13 @@ impl Core {
         self.ended.as_ref()
     }
 
-    /// Whether input should still be read and fed. False once ended.
-    //
-    // Flow control (issue 15, Twisted's `pauseProducing` /
-    // `resumeProducing`) hooks in here: a "reading paused" flag set by the
-    // protocol through its transport makes this false, and the drivers
-    // already stop reading when it is (the blocking owner stops calling
-    // `read`, the reactor leaves the socket's readiness unconsumed).
+    /// Whether input should still be read and fed: false once ended, and
+    /// while the protocol paused it ([`Transport::pause_producing`], or a
+    /// `Pause` command; promise 7). A driver asks after every event and
+    /// reads nothing while it is false, but goes on with timers and inbox
+    /// commands, one of which may resume it.
     pub(crate) fn wants_input(&self) -> bool {
-        self.ended.is_none()
+        self.ended.is_none() && !self.transport.is_producing_paused()
     }
 
     /// `connection_made`.
@@ -252,6 +250,19 @@ impl Core {
         first: Option<Command>,
         max: usize,
     ) -> Result<(), End> {
+        self.commands_within(p, first, max, usize::MAX)
+    }
+
+    /// As [`Core::commands`], also stopping once the output to send holds
+    /// `max_bytes`: a driver that writes after the batch bounds the batch
+    /// by what it will write, not by how many commands made it.
+    pub(crate) fn commands_within(
+        &mut self,
+        p: &mut dyn Protocol,
+        first: Option<Command>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<(), End> {
         self.still_open()?;
         self.pick_up_inbox();
         let mut next = first;
@@ -265,7 +276,10 @@ impl Core {
                 self.callback(p, "an inbox command", f)?;
             }
             ran += 1;
-            if self.transport.is_disconnecting() || self.control.killed() {
+            if self.transport.is_disconnecting()
+                || self.control.killed()
+                || self.transport.pending_output().len() >= max_bytes
+            {
                 break;
             }
         }

@@ -38,6 +38,7 @@ impl Protocol for Script {
                     t.lose_connection();
                 }
                 "abort" => t.abort_connection(),
+                "pause" => t.pause_producing(),
                 "panic" => panic!("asked to"),
                 "handle" => {
                     let _ = t.handle();
@@ -58,6 +59,10 @@ impl Protocol for Script {
                 return;
             }
         }
+    }
+
+    fn producing_resumed(&mut self, _t: &mut Transport) {
+        self.events.push("resumed".into());
     }
 
     fn connection_lost(&mut self, reason: &Reason) {
@@ -424,4 +429,70 @@ fn a_close_with_a_reason_tells_connection_lost_that_reason() {
     let mut c = core();
     let end = c.received(&mut Broken, b"x", Instant::now()).unwrap_err();
     assert_eq!(end, End::abort(Reason::Lost("TLS: bad record".into())));
+}
+
+#[test]
+fn a_protocol_that_pauses_wants_no_input_but_still_runs_timers_and_commands() {
+    let (mut c, mut p) = (core(), Script::default());
+    c.made(&mut p).unwrap();
+    c.received(&mut p, b"handle\nlater 0\npause\n", Instant::now())
+        .unwrap();
+    assert!(!c.wants_input(), "paused: the driver must not read");
+    let h = c.transport_mut().handle();
+    // Timers run while paused.
+    c.due(&mut p, Instant::now() + Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(p.events.last().map(String::as_str), Some("tick"));
+    assert!(!c.wants_input());
+    // So do inbox commands; a resume among them lets input in again and
+    // tells the protocol, once.
+    h.write("queued\n").unwrap();
+    h.resume_producing().unwrap();
+    h.resume_producing().unwrap();
+    c.commands(&mut p, None, 16).unwrap();
+    assert!(c.wants_input());
+    assert_eq!(
+        p.events.iter().filter(|e| *e == "resumed").count(),
+        1,
+        "{:?}",
+        p.events
+    );
+    assert!(take(&mut c).ends_with("tick\nqueued\n"));
+}
+
+#[test]
+fn a_handle_pauses_and_resumes_in_the_order_of_its_commands() {
+    let (mut c, mut p) = (core(), Script::default());
+    c.made(&mut p).unwrap();
+    c.received(&mut p, b"handle\n", Instant::now()).unwrap();
+    let h = c.transport_mut().handle();
+    h.write("a\n").unwrap();
+    h.pause_producing().unwrap();
+    c.commands(&mut p, None, 16).unwrap();
+    assert!(!c.wants_input());
+    assert!(!p.events.contains(&"resumed".to_string()));
+    h.resume_producing().unwrap();
+    h.pause_producing().unwrap();
+    c.commands(&mut p, None, 16).unwrap();
+    assert!(!c.wants_input(), "the later pause wins");
+    h.resume_producing().unwrap();
+    c.commands(&mut p, None, 16).unwrap();
+    assert!(c.wants_input());
+    // A resume of input that was not paused calls nothing.
+    h.resume_producing().unwrap();
+    c.commands(&mut p, None, 16).unwrap();
+    assert_eq!(p.events.iter().filter(|e| *e == "resumed").count(), 2);
+}
+
+#[test]
+fn an_ended_connection_wants_no_input_even_when_resumed() {
+    let (mut c, mut p) = (core(), Script::default());
+    c.made(&mut p).unwrap();
+    c.received(&mut p, b"handle\n", Instant::now()).unwrap();
+    let h = c.transport_mut().handle();
+    h.pause_producing().unwrap();
+    h.lose_connection().unwrap();
+    h.resume_producing().unwrap();
+    assert!(c.commands(&mut p, None, 16).is_err());
+    assert!(!c.wants_input());
 }

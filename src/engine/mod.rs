@@ -60,6 +60,18 @@
 //!    calls `stop_factory`. *Kept by*: each engine (`pool.rs`, `thread.rs`,
 //!    `process.rs`, `reactor.rs`), which then feeds the core
 //!    `Reason::Shutdown`.
+//! 7. **Input can be paused.** While a connection's input is paused
+//!    ([`Transport::pause_producing`], or [`ConnHandle::pause_producing`]
+//!    from another thread, Twisted's `pauseProducing`), the engine reads
+//!    nothing from its socket: the kernel's buffers fill and TCP pushes
+//!    back on the peer, and the engine holds at most a few reads of it
+//!    in memory. Timers, inbox commands and close requests still run, with
+//!    no busy loop. [`ConnHandle::resume_producing`] (or the protocol
+//!    itself) resumes it, and the bytes are delivered in order, nothing
+//!    lost. The core keeps the state; each driver asks it
+//!    (`Core::wants_input`) before reading. *Kept by*: the core (the
+//!    state), the blocking owner (`connection.rs`) and the reactor
+//!    (`reactor_conn.rs`).
 //!
 //! # The engines
 //!
@@ -79,6 +91,9 @@
 //!
 //! [`ConnHandle`]: crate::ConnHandle
 //! [`ConnHandle::call_timeout`]: crate::ConnHandle::call_timeout
+//! [`ConnHandle::pause_producing`]: crate::ConnHandle::pause_producing
+//! [`ConnHandle::resume_producing`]: crate::ConnHandle::resume_producing
+//! [`Transport::pause_producing`]: crate::Transport::pause_producing
 
 use std::fmt;
 use std::time::Duration;

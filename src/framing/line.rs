@@ -460,6 +460,15 @@ impl Framer {
             if self.control.extra.is_some() {
                 return Stop::Extra { rest: line_start };
             }
+            if transport.is_producing_paused() {
+                // The rest of this read waits in the buffer for
+                // `producing_resumed`: nothing more is delivered while
+                // paused, and the engine reads nothing more meanwhile.
+                return Stop::Exhausted {
+                    line_start,
+                    scan: scan.max(line_start),
+                };
+            }
             let mut lines = LineTransport {
                 transport: &mut *transport,
                 config: &self.config,
@@ -595,6 +604,7 @@ impl<H: LineHandler> LineReceiver<H> {
         transport: &mut Transport,
         f: impl FnOnce(&mut H, &mut LineTransport<'_>) -> R,
     ) -> R {
+        let was_paused = transport.is_producing_paused();
         let result = {
             let mut lines = LineTransport {
                 transport: &mut *transport,
@@ -608,6 +618,7 @@ impl<H: LineHandler> LineReceiver<H> {
             self.framer.control.extra = None;
         } else if self.framer.control.extra.is_some()
             || (self.framer.control.mode == Mode::Raw && !self.buf.is_empty())
+            || (was_paused && !transport.is_producing_paused() && !self.buf.is_empty())
         {
             self.run_buffer(transport);
         }
@@ -705,6 +716,14 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             if filtered.interrupt && !transport.is_disconnecting() {
                 self.with_handler(transport, |h, lines| h.telnet_interrupt(lines));
             }
+        }
+    }
+
+    /// Frames the lines held back while paused (as Twisted's
+    /// `LineReceiver.resumeProducing` does), up to the next pause.
+    fn producing_resumed(&mut self, transport: &mut Transport) {
+        if !self.buf.is_empty() && !transport.is_disconnecting() {
+            self.run_buffer(transport);
         }
     }
 

@@ -29,6 +29,7 @@ impl LineHandler for Script {
             b"quit" => lines.lose_connection(),
             b"abort" => lines.abort_connection(),
             b"raw" => lines.set_raw_mode(),
+            b"pause" => lines.pause_producing(),
             _ => {}
         }
     }
@@ -649,5 +650,31 @@ proptest! {
             input.splice(at..at, FORMS[form].iter().copied());
         }
         prop_assert_eq!(&lines_of(lenient, &input, &cuts), &lines);
+    }
+}
+
+#[test]
+fn a_pause_holds_the_rest_of_the_read_until_resumed_in_every_chunking() {
+    let input: &[u8] = b"a\r\npause\r\nb\r\npause\r\nraw\r\nxy#c\r\npause\r\nd\r\n";
+    let expected = "<a><pause><b><pause><raw>xy<c><pause><d>";
+    for chunk in 1..=input.len() {
+        let mut h = Harness::new(crlf());
+        h.connect();
+        let handle = h.transport().handle();
+        h.feed_chunked(input, chunk);
+        let mut resumes = 0;
+        while h.is_paused() {
+            // Nothing past the pause was delivered.
+            let out = text(&h.take_output());
+            assert!(out.is_empty() || out.ends_with("<pause>"), "{out:?}");
+            h.transport().write(out.as_bytes());
+            handle.resume_producing().unwrap();
+            h.run_inbox();
+            resumes += 1;
+            assert!(resumes <= 3, "chunk {chunk}: paused for ever");
+        }
+        assert_eq!(resumes, 3, "chunk {chunk}");
+        assert_eq!(text(&h.take_output()), expected, "chunk {chunk}");
+        assert!(h.unread().is_empty() && h.protocol.buffered().is_empty());
     }
 }

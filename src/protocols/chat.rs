@@ -17,20 +17,20 @@
 //! the *server's* address, so every line from everyone looked the same;
 //! here the prefix names the sender: its `ip:port`, or its nick.
 //!
-//! The room's state (who is here, nicks, the fan-out and the slow-consumer
+//! The room's state (who is here, nicks, the fan-out and the flow-control
 //! policy) lives in [`chat_room`]; this file is the part
 //! one person at a terminal talks to: the greeting, the commands, and the
 //! error messages.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::chat_room::{self, MemberId, NickError, Room};
+use super::chat_room::{self, MemberHooks, MemberId, NickError, Pace, Room};
 use crate::framing::line::{
     DEFAULT_MAX_LINE_LENGTH, LineConfig, LineHandler, LineReceiver, LineTransport, call_handler,
 };
 use crate::protocol::{Addr, Factory, Protocol, Reason, Refusal};
-use crate::transport::{ConnHandle, HandleError, Transport};
+use crate::transport::{ConnHandle, HandleError, TimerId, Transport};
 
 /// Where `spindle serve chat` listens unless told otherwise.
 pub const DEFAULT_ENDPOINT: &str = "tcp:1025";
@@ -46,25 +46,18 @@ pub const HELP: &[&str] = &[
     "* any other line is said to everyone; start it with // to say a line beginning with /",
 ];
 
-/// How many lines a client may send ahead of its own echo, as a multiple
-/// of its outbound queue (`--outbound-queue`), before it counts as a slow
-/// consumer. See [`Chat`].
-pub const BACKLOG_FACTOR: usize = 16;
-
 /// One person in the chat room. See the [module docs](self).
 ///
-/// # A sender is a reader too
+/// # A sender waits for the room
 ///
-/// Everything a client says comes back to it through its own inbox, in the
-/// room's order. One read from its socket may hold thousands of lines (a
-/// paste, a benchmark), more than its inbox holds, and the owner cannot
-/// drain the inbox while it is busy with that very read. So when the inbox
-/// is nearly full, the chat holds the client's remaining lines back, in
-/// order, and queues a *resume* behind the lines already waiting: when the
-/// owner reaches it, those lines have gone out, and the held-back ones are
-/// said. A client that gets more than [`BACKLOG_FACTOR`] × its outbound
-/// queue lines ahead of its own echo is sending faster than it reads, and
-/// is dropped as a slow consumer.
+/// Everything a client says goes to every member's queue, its own
+/// included. When the room answers [`Pace::Wait`] (a member is behind;
+/// see [`chat_room`]'s "Flow control"), the chat pauses its connection's
+/// input: the line framer keeps the rest of the current read, the engine
+/// reads nothing more, and the client's further lines wait in the kernel.
+/// The room resumes the connection when the members it waited on have
+/// drained. While paused, a timer checks after `--drop-grace` for members
+/// that took nothing meanwhile, which the room then drops.
 ///
 /// Replies for the sender alone (`/who`, `/help`, errors) are written at
 /// once, so they may overtake broadcast lines still queued for it; the
@@ -73,9 +66,8 @@ pub const BACKLOG_FACTOR: usize = 16;
 pub struct Chat {
     room: Arc<Room>,
     me: Option<MemberId>,
-    own: Option<ConnHandle>,
-    backlog: VecDeque<Vec<u8>>,
-    resume_queued: bool,
+    /// The check for stalled members, armed while paused.
+    stall_check: Option<TimerId>,
 }
 
 /// Writes one line with the CRLF every output line ends with.
@@ -89,9 +81,7 @@ impl Chat {
         Chat {
             room,
             me: None,
-            own: None,
-            backlog: VecDeque::new(),
-            resume_queued: false,
+            stall_check: None,
         }
     }
 
@@ -99,9 +89,8 @@ impl Chat {
     /// connection through its inbox, after the greeting.
     fn join(&mut self, transport: &mut Transport) {
         let own = transport.handle();
-        let joined = self.room.join(own.clone());
+        let joined = self.room.join(own);
         self.me = Some(joined.id);
-        self.own = Some(own);
         send_line(
             transport,
             &format!(
@@ -111,70 +100,44 @@ impl Chat {
         );
     }
 
-    /// One line from the client, without its line end: now, or after the
-    /// lines held back before it.
+    /// One line from the client, without its line end.
     fn take_line(&mut self, line: &[u8], transport: &mut Transport) {
-        if self.me.is_none() {
-            return;
-        }
-        if self.backlog.is_empty() && self.room_for_echo() {
-            self.handle_line(line, transport);
-        } else {
-            self.hold(line.to_vec(), transport);
+        self.handle_line(line, transport);
+    }
+
+    /// The room says a member is behind: stop reading until it resumes
+    /// us, and make sure someone looks for stalled members meanwhile.
+    fn wait(&mut self, transport: &mut Transport) {
+        transport.pause_producing();
+        if self.stall_check.is_none() {
+            self.arm_stall_check(self.room.drop_grace(), transport);
         }
     }
 
-    /// Whether our inbox can take one more line and still keep a slot for
-    /// a resume and one for the room's farewell.
-    fn room_for_echo(&self) -> bool {
-        self.own
-            .as_ref()
-            .is_none_or(|h| h.queued() + 2 < h.capacity())
+    fn arm_stall_check(&mut self, after: Duration, transport: &mut Transport) {
+        let id = transport.call_later(after, |p: &mut ChatProtocol, t: &mut Transport| {
+            p.with_handler(t, |chat, lines| chat.check_stalled(lines.transport()))
+        });
+        self.stall_check = Some(id);
     }
 
-    /// Keeps `line` until the inbox has drained, and makes sure a resume
-    /// is queued behind what is waiting there.
-    fn hold(&mut self, line: Vec<u8>, transport: &mut Transport) {
-        self.backlog.push_back(line);
-        let Some(own) = self.own.clone() else { return };
-        if self.backlog.len() > BACKLOG_FACTOR * own.capacity() {
-            log::info!("{} lines sent ahead of their echo", self.backlog.len());
-            self.drop_self(transport);
-            return;
-        }
-        self.queue_resume(transport);
-    }
-
-    /// Queues a resume behind what waits in our inbox, unless one is
-    /// already there. No room even for that: we are a slow consumer.
-    fn queue_resume(&mut self, transport: &mut Transport) {
-        let Some(own) = &self.own else { return };
-        if self.resume_queued {
-            return;
-        }
-        match call_handler(own, |chat: &mut Chat, lines| chat.resume(lines.transport())) {
-            Ok(()) => self.resume_queued = true,
-            Err(_) => self.drop_self(transport),
+    /// Our stall check is due: the room drops the members we wait on that
+    /// took nothing for the grace (which resumes us if they were the last),
+    /// or says when to look again.
+    fn check_stalled(&mut self, transport: &mut Transport) {
+        self.stall_check = None;
+        let Some(me) = self.me else { return };
+        if let Some(again) = self.room.check_stalled(me, transport.now()) {
+            self.arm_stall_check(again, transport);
         }
     }
 
-    /// Our inbox drained up to the resume: say the held-back lines, as
-    /// many as it has room for (at least one, so that this always moves).
-    fn resume(&mut self, transport: &mut Transport) {
-        self.resume_queued = false;
-        let mut first = true;
-        while let Some(line) = self.backlog.pop_front() {
-            if transport.is_disconnecting() || self.me.is_none() {
-                self.backlog.clear();
-                return;
-            }
-            if !first && !self.room_for_echo() {
-                self.backlog.push_front(line);
-                self.queue_resume(transport);
-                return;
-            }
-            first = false;
-            self.handle_line(&line, transport);
+    /// What the room said of a broadcast of ours.
+    fn paced(&mut self, said: Result<Pace, chat_room::Gone>, transport: &mut Transport) {
+        match said {
+            Ok(Pace::Go) => {}
+            Ok(Pace::Wait) => self.wait(transport),
+            Err(_) => self.dropped(transport),
         }
     }
 
@@ -188,13 +151,19 @@ impl Chat {
             Some(rest) if rest.starts_with(b"/") => self.room.say(me, rest),
             Some(rest) => {
                 self.command(me, rest, transport);
+                // A command's broadcast (a rename) may have left someone
+                // behind too.
+                if !transport.is_disconnecting()
+                    && !transport.is_producing_paused()
+                    && self.me.is_some_and(|me| self.room.is_waiting(me))
+                {
+                    self.wait(transport);
+                }
                 return;
             }
             None => self.room.say(me, line),
         };
-        if said.is_err() {
-            self.dropped(transport);
-        }
+        self.paced(said, transport);
     }
 
     /// A `/command`, `rest` being what follows the slash.
@@ -219,9 +188,8 @@ impl Chat {
             }
             "me" if args.is_empty() => send_line(transport, "! usage: /me ACTION"),
             "me" => {
-                if self.room.emote(me, args.as_bytes()).is_err() {
-                    self.dropped(transport);
-                }
+                let said = self.room.emote(me, args.as_bytes());
+                self.paced(said, transport);
             }
             "help" => {
                 for line in HELP {
@@ -241,17 +209,6 @@ impl Chat {
                 ),
             ),
         }
-    }
-
-    /// We found ourselves too far behind: out of the room, told why, closed.
-    fn drop_self(&mut self, transport: &mut Transport) {
-        self.backlog.clear();
-        if let Some(me) = self.me.take()
-            && let Ok(why) = self.room.drop_slow(me)
-        {
-            transport.write(why.as_bytes());
-        }
-        transport.lose_connection();
     }
 
     /// The room dropped us as a slow consumer while we were talking: say
@@ -322,6 +279,19 @@ fn farewell(handle: &ConnHandle, line: Vec<u8>) -> Result<(), HandleError> {
     })
 }
 
+/// The room's drain probe: a closure that reports to the room when this
+/// member's owner reached it, i.e. when the lines queued before it went
+/// out.
+fn drain_probe(handle: &ConnHandle, id: MemberId) -> Result<(), HandleError> {
+    call_handler(handle, move |chat: &mut Chat, _| chat.room.drained(id))
+}
+
+/// How the room reaches a chat connection's owner.
+pub const HOOKS: MemberHooks = MemberHooks {
+    farewell,
+    drain_probe,
+};
+
 /// What the factory builds: the chat behind the lenient line receiver
 /// (`\r\n`, `\n` or `\r\0` end a line; telnet commands are removed).
 pub type ChatProtocol = LineReceiver<Chat>;
@@ -333,8 +303,9 @@ pub struct ChatConfig {
     pub max_nick_len: usize,
     /// The longest line, in bytes (`--max-line-length`).
     pub max_line_length: usize,
-    /// How long a member dropped as a slow consumer has to read what it
-    /// was owed before it is aborted (`--drop-grace`).
+    /// How long a member behind may take nothing before it is dropped,
+    /// and then has to read what it was owed before it is aborted
+    /// (`--drop-grace`).
     pub drop_grace: std::time::Duration,
 }
 
@@ -360,7 +331,7 @@ impl ChatFactory {
     pub fn new(config: &ChatConfig) -> Self {
         ChatFactory {
             room: Arc::new(
-                Room::new(config.max_nick_len, farewell).with_drop_grace(config.drop_grace),
+                Room::new(config.max_nick_len, HOOKS).with_drop_grace(config.drop_grace),
             ),
             lines: LineConfig::lenient().with_max_length(config.max_line_length),
         }
@@ -510,56 +481,110 @@ mod tests {
         assert_eq!(a.take_text(), format!("* {ME} left (1 here)\r\n"));
     }
 
+    /// Runs both members' inboxes until the sender is neither paused nor
+    /// holding input back (or `rounds` passes, which fails the test).
+    fn pump(sender: &mut Harness<ChatProtocol>, others: &mut [&mut Harness<ChatProtocol>]) {
+        for _ in 0..10_000 {
+            for o in others.iter_mut() {
+                o.run_inbox();
+            }
+            sender.run_inbox();
+            if !sender.is_paused() && sender.unread().is_empty() {
+                return;
+            }
+        }
+        panic!("the sender stayed paused");
+    }
+
+    fn lines(n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|k| format!("line {k}\n").into_bytes())
+            .collect()
+    }
+
+    fn said(n: usize) -> String {
+        (0..n).map(|k| format!("<{ME}> line {k}\r\n")).collect()
+    }
+
     #[test]
-    fn a_burst_bigger_than_the_inbox_is_held_back_not_dropped() {
+    fn a_paste_far_bigger_than_every_queue_pauses_its_sender_and_reaches_everyone() {
+        for chunk in [1, 7, 64, usize::MAX] {
+            let room = room();
+            let mut sender = Harness::with_inbox_capacity(chat(&room), 8);
+            let mut other = Harness::with_inbox_capacity(chat(&room), 8);
+            sender.connect();
+            other.connect();
+            sender.run_inbox();
+            sender.take_output();
+            other.take_output();
+            sender.feed_chunked(&lines(500), chunk);
+            assert!(sender.is_paused(), "a member is behind: the sender waits");
+            pump(&mut sender, &mut [&mut other]);
+            other.run_inbox();
+            sender.run_inbox();
+            assert_eq!(other.take_text(), said(500), "chunk {chunk}");
+            assert_eq!(sender.take_text(), said(500), "chunk {chunk}");
+            assert_eq!(room.len(), 2, "nobody was dropped");
+            assert!(!sender.is_closing() && !other.is_closing());
+        }
+    }
+
+    #[test]
+    fn a_paused_sender_is_never_dropped_and_a_stalled_member_is_after_the_grace() {
         let room = room();
         let mut sender = Harness::with_inbox_capacity(chat(&room), 8);
-        let mut other = Harness::new(chat(&room));
+        let mut stuck = Harness::with_inbox_capacity(chat(&room), 8);
         sender.connect();
-        other.connect();
-        sender.take_output();
-        other.take_output();
-        let burst: Vec<u8> = (0..50)
-            .flat_map(|k| format!("line {k}\n").into_bytes())
-            .collect();
-        sender.feed(&burst);
-        // Only what fits went out at once; the rest waits for the resume.
-        other.run_inbox();
-        let first = other.take_text();
-        assert!(first.lines().count() < 8, "{first}");
+        stuck.connect();
         sender.run_inbox();
-        other.run_inbox();
-        let all = first + &other.take_text();
-        let expected: String = (0..50).map(|k| format!("<{ME}> line {k}\r\n")).collect();
-        assert_eq!(all, expected);
-        assert!(sender.take_text().ends_with(&format!("<{ME}> line 49\r\n")));
+        sender.take_output();
+        sender.feed(&lines(100));
+        // The stuck member takes nothing: the sender waits, however long
+        // its own queue has been drained, until the grace is up.
+        for _ in 0..5 {
+            sender.run_inbox();
+        }
+        assert!(sender.is_paused());
         assert_eq!(room.len(), 2);
+        sender.advance(room.drop_grace());
+        pump(&mut sender, &mut []);
+        assert_eq!(room.len(), 1, "the stalled member was dropped");
+        let text = sender.take_text();
+        let dropped = format!("* {ME} was dropped: too slow to keep up (1 here)\r\n");
+        assert_eq!(text.replace(&dropped, ""), said(100));
+        assert!(text.contains(&dropped));
         assert!(!sender.is_closing());
     }
 
     #[test]
-    fn a_sender_far_ahead_of_its_own_echo_is_dropped() {
+    fn quit_while_paused_comes_in_its_place_after_the_paste() {
         let room = room();
-        let mut sender = Harness::with_inbox_capacity(chat(&room), 4);
-        let mut other = Harness::new(chat(&room));
+        let mut sender = Harness::with_inbox_capacity(chat(&room), 8);
+        let mut other = Harness::with_inbox_capacity(chat(&room), 8);
         sender.connect();
         other.connect();
+        sender.run_inbox();
         sender.take_output();
-        let flood: Vec<u8> = (0..BACKLOG_FACTOR * 4 + 10)
-            .flat_map(|k| format!("{k}\n").into_bytes())
-            .collect();
-        sender.feed(&flood);
+        other.take_output();
+        let mut input = lines(60);
+        input.extend_from_slice(b"/quit\nnever said\n");
+        sender.feed(&input);
+        assert!(sender.is_paused());
+        for _ in 0..10_000 {
+            if sender.is_closing() {
+                break;
+            }
+            other.run_inbox();
+            sender.run_inbox();
+        }
         assert_eq!(sender.closing(), Closing::Lose);
-        assert!(
-            sender
-                .take_text()
-                .starts_with("* you are being disconnected: ")
-        );
+        assert!(sender.take_text().ends_with("* bye\r\n"));
+        sender.disconnect(Reason::Done);
         other.run_inbox();
-        assert!(other.take_text().ends_with(&format!(
-            "* {ME} was dropped: too slow to keep up (1 here)\r\n"
-        )));
-        assert_eq!(room.len(), 1);
+        assert_eq!(
+            other.take_text(),
+            said(60) + &format!("* {ME} left (1 here)\r\n")
+        );
     }
 
     #[test]
