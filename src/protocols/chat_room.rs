@@ -1073,7 +1073,7 @@ mod tests {
             let _ = room.say(*id, format!("{k}").as_bytes());
         }
         assert!(
-            room.name_of(js.id).is_err(),
+            room.lock().member(js.id).is_err(),
             "the overflowed member was dropped"
         );
         assert_eq!(room.len(), 6);
