@@ -7,16 +7,30 @@ use std::time::Instant;
 
 use super::client::{Client, Sink};
 use super::errors::{ErrorKind, Fault};
+use crate::client::http_response::DEFAULT_MAX_HEAD;
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits, Step};
+use crate::http::{DEFAULT_MAX_HEADERS, MAX_CHUNK_LINE_BYTES};
 
-/// Headers read per response, at most.
-pub const MAX_RESPONSE_HEADERS: usize = 64;
+/// Header fields read per response, at most: the server's default and the
+/// client's (`spindle get`), so that the three agree on what is too many.
+pub const MAX_RESPONSE_HEADERS: usize = DEFAULT_MAX_HEADERS;
+
+/// Bytes a response's head (status line and headers) may take, the
+/// client's bound: a longer one is a protocol error.
+pub const MAX_RESPONSE_HEAD_BYTES: usize = DEFAULT_MAX_HEAD;
 
 /// Bytes a response (head and body) may take; a longer one is a protocol
-/// error, so a broken server cannot make the generator grow without bound.
+/// error, so a broken server cannot keep one request going for ever.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One HTTP connection.
+///
+/// A response is consumed as it arrives: the head is parsed once, when it
+/// is complete, and the body's bytes are counted off (`Content-Length`) or
+/// fed once to a chunked decoder that keeps its state between reads, so a
+/// response costs time in proportion to its bytes however it is split.
+/// Only an incomplete head is kept between reads; in the usual case (a
+/// whole response in one read) nothing is copied at all.
 pub struct HttpClient {
     request: Vec<u8>,
     keepalive: bool,
@@ -24,7 +38,10 @@ pub struct HttpClient {
     outstanding: bool,
     /// The last response said `Connection: close` (or was HTTP/1.0).
     server_closes: bool,
+    /// An incomplete head (or, rarely, bytes after a response).
     buf: Vec<u8>,
+    /// The response whose head has been read and whose body has not.
+    body: Option<Body>,
     sends: bool,
 }
 
@@ -39,9 +56,123 @@ enum Framing {
 struct Head {
     len: usize,
     status: u16,
+    /// The reason phrase, kept only for a status that is an error.
     reason: String,
     framing: Framing,
     closes: bool,
+}
+
+/// The body being read of the response whose head was `head`.
+struct Body {
+    head: Head,
+    /// Bytes of this response (head and body) consumed so far.
+    seen: usize,
+    state: BodyState,
+}
+
+enum BodyState {
+    /// Body bytes still to come.
+    Length(usize),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+/// Parses the head at the front of `buf`: `Ok(None)` if it is not all
+/// there yet.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Fault> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_RESPONSE_HEAD_BYTES {
+                return Err(Fault::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "response head longer than {MAX_RESPONSE_HEAD_BYTES} bytes \
+                         (MAX_RESPONSE_HEAD_BYTES)"
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Fault::new(
+                ErrorKind::Protocol,
+                format!(
+                    "response with more than {MAX_RESPONSE_HEADERS} header fields \
+                     (MAX_RESPONSE_HEADERS)"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(Fault::new(
+                ErrorKind::Protocol,
+                format!("malformed HTTP response: {e}"),
+            ));
+        }
+    };
+    let status = response.code.unwrap_or(0);
+    let reason = if (200..300).contains(&status) {
+        String::new()
+    } else {
+        response.reason.unwrap_or("").to_string()
+    };
+    let mut closes = response.version == Some(0);
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for h in response.headers.iter() {
+        let value = h.value.trim_ascii();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    Fault::new(
+                        ErrorKind::Protocol,
+                        format!("bad Content-Length {:?}", String::from_utf8_lossy(value)),
+                    )
+                })?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Fault::new(
+                    ErrorKind::Protocol,
+                    "conflicting Content-Length headers",
+                ));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.len() >= 7 && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if contains_ignore_case(value, b"close") {
+                closes = true;
+            } else if contains_ignore_case(value, b"keep-alive") {
+                closes = false;
+            }
+        }
+    }
+    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    Ok(Some(Head {
+        len,
+        status,
+        reason,
+        framing,
+        closes,
+    }))
+}
+
+/// Whether `needle` (lower case) occurs in `haystack`, ignoring ASCII case.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 impl HttpClient {
@@ -59,94 +190,81 @@ impl HttpClient {
             outstanding: false,
             server_closes: false,
             buf: Vec::new(),
+            body: None,
             sends,
         }
     }
 
-    /// Parses the head at the front of the buffer: `Ok(None)` if it is not
-    /// all there yet.
-    fn head(&self) -> Result<Option<Head>, Fault> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let len = match response.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => {
+    /// Consumes complete heads and as much body as `buf` holds; returns
+    /// how many bytes it used. What is left is an incomplete head.
+    fn consume(&mut self, buf: &[u8], sink: &mut Sink) -> Result<usize, Fault> {
+        let mut at = 0;
+        loop {
+            if self.body.is_none() {
+                if at == buf.len() {
+                    return Ok(at);
+                }
+                if !self.outstanding {
+                    return Err(unsolicited(&buf[at..]));
+                }
+                let Some(head) = parse_head(&buf[at..])? else {
+                    return Ok(at);
+                };
+                at += head.len;
+                let state = match head.framing {
+                    Framing::Length(n) => BodyState::Length(n),
+                    Framing::Chunked => BodyState::Chunked(ChunkedDecoder::new(ChunkedLimits {
+                        max_line: MAX_CHUNK_LINE_BYTES,
+                        max_trailer: MAX_RESPONSE_HEAD_BYTES,
+                    })),
+                    Framing::UntilClose => BodyState::UntilClose,
+                };
+                self.body = Some(Body {
+                    seen: head.len,
+                    head,
+                    state,
+                });
+            }
+            let Some(body) = self.body.as_mut() else {
+                continue;
+            };
+            let start = at;
+            let done = match &mut body.state {
+                BodyState::Length(left) => {
+                    let take = (*left).min(buf.len() - at);
+                    *left -= take;
+                    at += take;
+                    *left == 0
+                }
+                BodyState::Chunked(decoder) => loop {
+                    let (used, step) = decoder.decode(&buf[at..]).map_err(|e| {
+                        Fault::new(ErrorKind::Protocol, format!("bad chunked response: {e}"))
+                    })?;
+                    at += used;
+                    match step {
+                        Step::Data(_) | Step::ChunkSize(_) => {}
+                        Step::NeedMore => break false,
+                        Step::Done => break true,
+                    }
+                },
+                BodyState::UntilClose => {
+                    at = buf.len();
+                    false
+                }
+            };
+            body.seen += at - start;
+            if body.seen > MAX_RESPONSE_BYTES {
                 return Err(Fault::new(
                     ErrorKind::Protocol,
-                    format!("malformed HTTP response: {e}"),
+                    format!("response larger than {MAX_RESPONSE_BYTES} bytes (MAX_RESPONSE_BYTES)"),
                 ));
             }
-        };
-        let status = response.code.unwrap_or(0);
-        let reason = response.reason.unwrap_or("").to_string();
-        let mut closes = response.version == Some(0);
-        let mut length: Option<usize> = None;
-        let mut chunked = false;
-        for h in response.headers.iter() {
-            let value = String::from_utf8_lossy(h.value);
-            let value = value.trim();
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let n: usize = value.parse().map_err(|_| {
-                    Fault::new(ErrorKind::Protocol, format!("bad Content-Length {value:?}"))
-                })?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Fault::new(
-                        ErrorKind::Protocol,
-                        "conflicting Content-Length headers",
-                    ));
-                }
-                length = Some(n);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().ends_with("chunked");
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                let v = value.to_ascii_lowercase();
-                if v.contains("close") {
-                    closes = true;
-                } else if v.contains("keep-alive") {
-                    closes = false;
-                }
+            if !done {
+                return Ok(at);
             }
-        }
-        let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
-            Framing::Length(0)
-        } else if chunked {
-            Framing::Chunked
-        } else if let Some(n) = length {
-            Framing::Length(n)
-        } else {
-            Framing::UntilClose
-        };
-        Ok(Some(Head {
-            len,
-            status,
-            reason,
-            framing,
-            closes,
-        }))
-    }
-
-    /// Takes complete responses off the front of the buffer.
-    fn take_responses(&mut self, sink: &mut Sink) -> Result<(), Fault> {
-        loop {
-            if self.buf.is_empty() {
-                return Ok(());
-            }
-            if !self.outstanding {
-                return Err(self.unsolicited());
-            }
-            let Some(head) = self.head()? else {
-                return self.check_size();
+            let Some(Body { head, .. }) = self.body.take() else {
+                continue;
             };
-            let body_end = match head.framing {
-                Framing::Length(n) => Some(head.len + n).filter(|&end| end <= self.buf.len()),
-                Framing::Chunked => chunked_end(&self.buf, head.len)?,
-                Framing::UntilClose => None,
-            };
-            let Some(end) = body_end else {
-                return self.check_size();
-            };
-            self.buf.drain(..end);
             if (100..200).contains(&head.status) {
                 continue; // 100 Continue and friends: the real response follows.
             }
@@ -165,61 +283,30 @@ impl HttpClient {
             ));
         }
     }
-
-    /// Bytes with no request outstanding. A whole response there is a
-    /// server turning the connection away (a 503 when busy, a 408 on an
-    /// idle connection, which HTTP/1.1 allows before closing): counted as
-    /// a status error. Anything else breaks the protocol.
-    fn unsolicited(&self) -> Fault {
-        match self.head() {
-            Ok(Some(head)) => Fault::new(
-                ErrorKind::Status,
-                format!(
-                    "HTTP {} {} with no request outstanding",
-                    head.status, head.reason
-                ),
-            ),
-            _ => {
-                let start = &self.buf[..self.buf.len().min(40)];
-                Fault::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "response bytes with no request outstanding: {:?}",
-                        String::from_utf8_lossy(start)
-                    ),
-                )
-            }
-        }
-    }
-
-    fn check_size(&self) -> Result<(), Fault> {
-        if self.buf.len() > MAX_RESPONSE_BYTES {
-            return Err(Fault::new(
-                ErrorKind::Protocol,
-                format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
-            ));
-        }
-        Ok(())
-    }
 }
 
-/// Where a chunked body that starts at `at` ends, if it is all there.
-/// The buffer is decoded afresh each time; [`MAX_RESPONSE_BYTES`] bounds
-/// it, and so its lines.
-fn chunked_end(buf: &[u8], mut at: usize) -> Result<Option<usize>, Fault> {
-    let mut decoder = ChunkedDecoder::new(ChunkedLimits {
-        max_line: MAX_RESPONSE_BYTES,
-        max_trailer: MAX_RESPONSE_BYTES,
-    });
-    loop {
-        let (used, step) = decoder
-            .decode(&buf[at..])
-            .map_err(|e| Fault::new(ErrorKind::Protocol, format!("bad chunked response: {e}")))?;
-        at += used;
-        match step {
-            Step::Data(_) | Step::ChunkSize(_) => {}
-            Step::NeedMore => return Ok(None),
-            Step::Done => return Ok(Some(at)),
+/// Bytes with no request outstanding. A whole response there is a server
+/// turning the connection away (a 503 when busy, a 408 on an idle
+/// connection, which HTTP/1.1 allows before closing): counted as a status
+/// error. Anything else breaks the protocol.
+fn unsolicited(buf: &[u8]) -> Fault {
+    match parse_head(buf) {
+        Ok(Some(head)) => Fault::new(
+            ErrorKind::Status,
+            format!(
+                "HTTP {} {} with no request outstanding",
+                head.status, head.reason
+            ),
+        ),
+        _ => {
+            let start = &buf[..buf.len().min(40)];
+            Fault::new(
+                ErrorKind::Protocol,
+                format!(
+                    "response bytes with no request outstanding: {:?}",
+                    String::from_utf8_lossy(start)
+                ),
+            )
         }
     }
 }
@@ -235,17 +322,32 @@ impl Client for HttpClient {
     }
 
     fn received(&mut self, data: &[u8], _now: Instant, sink: &mut Sink) -> Result<(), Fault> {
-        self.buf.extend_from_slice(data);
-        self.take_responses(sink)
+        if self.buf.is_empty() {
+            // The usual case: parse straight from the read buffer.
+            let used = self.consume(data, sink)?;
+            self.buf.extend_from_slice(&data[used..]);
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.extend_from_slice(data);
+        let used = self.consume(&buf, sink);
+        if let Ok(used) = used {
+            buf.drain(..used);
+        }
+        self.buf = buf;
+        used.map(|_| ())
     }
 
     fn closed(&mut self, sink: &mut Sink) -> Result<(), Fault> {
         if !self.outstanding {
             return Ok(());
         }
-        match self.head()? {
-            Some(head) if matches!(head.framing, Framing::UntilClose) => {
-                self.buf.clear();
+        match self.body.take() {
+            Some(Body {
+                head,
+                state: BodyState::UntilClose,
+                ..
+            }) => {
                 let head = Head {
                     closes: true,
                     ..head
@@ -266,6 +368,7 @@ impl Client for HttpClient {
 
     fn reset(&mut self) {
         self.buf.clear();
+        self.body = None;
         self.outstanding = false;
         self.server_closes = false;
     }
@@ -396,5 +499,102 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Status);
         assert!(e.cause.contains("503 Busy"), "{}", e.cause);
+    }
+
+    #[test]
+    fn a_large_chunked_body_in_small_pieces_completes_once() {
+        // 4 MiB in 4 KiB chunks, fed 1,000 bytes at a time, then a second
+        // response in the same stream: each byte is decoded once (the old
+        // parser decoded the whole buffer again on every read).
+        let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..1024 {
+            bytes.extend_from_slice(b"1000\r\n");
+            bytes.extend_from_slice(&[b'x'; 4096]);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"0\r\n\r\n");
+        let mut c = HttpClient::new("h", "/", true, true);
+        sent(&mut c);
+        let mut sink = feed_all(&mut c, &bytes, 1000).unwrap();
+        assert_eq!(sink.completed, 1);
+        assert!(c.buf.is_empty() && c.body.is_none());
+        sent(&mut c);
+        c.received(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            Instant::now(),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.completed, 2);
+    }
+
+    #[test]
+    fn header_count_and_sizes_are_bounded() {
+        let with = |n: usize| {
+            let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+            for i in 1..n {
+                r.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            r.extend_from_slice(b"\r\n");
+            r
+        };
+        let mut c = HttpClient::new("h", "/", true, true);
+        sent(&mut c);
+        let sink = feed_all(&mut c, &with(MAX_RESPONSE_HEADERS), 13).unwrap();
+        assert_eq!(sink.completed, 1);
+        let mut c = HttpClient::new("h", "/", true, true);
+        sent(&mut c);
+        let e = feed_all(&mut c, &with(MAX_RESPONSE_HEADERS + 1), 13).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert!(e.cause.contains("MAX_RESPONSE_HEADERS"), "{}", e.cause);
+        // A head that never ends.
+        let mut c = HttpClient::new("h", "/", true, true);
+        sent(&mut c);
+        let mut long = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        long.resize(MAX_RESPONSE_HEAD_BYTES + 10, b'a');
+        let e = feed_all(&mut c, &long, 4096).unwrap_err();
+        assert!(e.cause.contains("MAX_RESPONSE_HEAD_BYTES"), "{}", e.cause);
+        // A body longer than MAX_RESPONSE_BYTES, refused as it passes the bound.
+        let mut c = HttpClient::new("h", "/", true, true);
+        sent(&mut c);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_RESPONSE_BYTES
+        );
+        let mut sink = feed_all(&mut c, head.as_bytes(), 7).unwrap();
+        let piece = vec![0u8; 1 << 20];
+        let mut refused = None;
+        for _ in 0..20 {
+            if let Err(e) = c.received(&piece, Instant::now(), &mut sink) {
+                refused = Some(e);
+                break;
+            }
+        }
+        let e = refused.expect("the bound was never enforced");
+        assert!(e.cause.contains("MAX_RESPONSE_BYTES"), "{}", e.cause);
+        assert_eq!(sink.completed, 0);
+    }
+
+    #[test]
+    fn responses_split_anywhere_count_once_each() {
+        let one = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\n\r\nhello";
+        for chunk in 1..=one.len() {
+            let mut c = HttpClient::new("h", "/", true, true);
+            let mut sink = Sink::default();
+            for _ in 0..3 {
+                sent(&mut c);
+                for piece in one.chunks(chunk) {
+                    c.received(piece, Instant::now(), &mut sink).unwrap();
+                }
+            }
+            assert_eq!(sink.completed, 3, "chunk {chunk}");
+            assert!(!c.one_request_per_connection());
+            // A second response with no request outstanding, in the same read.
+            let mut two = one.to_vec();
+            two.extend_from_slice(one);
+            sent(&mut c);
+            let e = c.received(&two, Instant::now(), &mut sink).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Status, "chunk {chunk}");
+        }
     }
 }
