@@ -7,7 +7,7 @@
 //! which runs with a transport of its own. So every engine serves TLS
 //! unchanged. The wrapped protocol keeps the whole contract: its writes are
 //! encrypted after each callback; its timers become timers of the outer
-//! connection; its [`ConnHandle`](crate::ConnHandle)s work, because the
+//! connection; its [`ConnHandle`]s work, because the
 //! inner transport's inbox wakes the outer connection, which drains it on
 //! its owner.
 //!
