@@ -1,12 +1,14 @@
-//! Durations on the command line: `10s`, `500ms`, `2m`, `1h`, or a bare
+//! Durations on the command line: `10s`, `500ms`, `250us`, `2m`, `1h`, or a bare
 //! number of seconds (`1.5`). `off` (where allowed) means "no limit".
 
 use std::time::Duration;
 
-/// Parses `10s`, `250ms`, `2m`, `1h`, `1.5` (seconds).
+/// Parses `10s`, `250ms`, `500us` (or `µs`), `2m`, `1h`, `1.5` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+    let (number, scale) = if let Some(n) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
+        (n, 0.000_001)
+    } else if let Some(n) = t.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = t.strip_suffix('s') {
         (n, 1.0)
@@ -22,7 +24,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             Ok(Duration::from_secs_f64(v * scale))
         }
         _ => Err(format!(
-            "{text:?} is not a duration like 10s, 500ms, 2m or 1.5"
+            "{text:?} is not a duration like 10s, 500ms, 250us, 2m or 1.5"
         )),
     }
 }
@@ -43,6 +45,8 @@ mod tests {
     fn units() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("1.5µs").unwrap(), Duration::from_nanos(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));

@@ -295,7 +295,8 @@ impl fmt::Display for Endpoint {
                 Ok(())
             }
             Endpoint::Unix { path, backlog, .. } => {
-                write!(f, "unix:{}", path.display())?;
+                // A colon in the path is escaped, so the text parses back.
+                write!(f, "unix:{}", escape(&path.display().to_string()))?;
                 if *backlog != DEFAULT_BACKLOG {
                     write!(f, ":backlog={backlog}")?;
                 }
@@ -426,6 +427,7 @@ mod tests {
             "tcp6:80:interface=\\:\\:1:backlog=7",
             "unix:/tmp/a.sock",
             "unix:/tmp/a.sock:backlog=1024",
+            "unix:/tmp/a\\:b.sock",
         ] {
             assert_eq!(Endpoint::parse(s).unwrap().to_string(), s);
         }

@@ -7,7 +7,7 @@
 //! which runs with a transport of its own. So every engine serves TLS
 //! unchanged. The wrapped protocol keeps the whole contract: its writes are
 //! encrypted after each callback; its timers become timers of the outer
-//! connection; its [`ConnHandle`](crate::ConnHandle)s work, because the
+//! connection; its [`ConnHandle`]s work, because the
 //! inner transport's inbox wakes the outer connection, which drains it on
 //! its owner.
 //!
@@ -15,7 +15,10 @@
 //! silently — the factory's busy message would be plaintext on a TLS
 //! socket; and the wrapped protocol's `connection_made` runs at once,
 //! before the handshake, as in Twisted (what it writes is sent when the
-//! handshake completes).
+//! handshake completes). A close it asks for before then (QOTD writes its
+//! quote and closes at once) waits for the handshake, as Twisted's
+//! `TLSMemoryBIOProtocol` does, so the quote arrives; a client that never
+//! finishes the handshake is cut after [`HANDSHAKE_CLOSE_WAIT`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,11 @@ use crate::transport::{Closing, ConnHandle, ConnInfo, OwnerLink, TimerId, Transp
 
 /// Inner commands run per wake-up at most; more are left for the next.
 const MAX_PUMP: usize = 1024;
+
+/// How long a connection whose wrapped protocol closed during the handshake
+/// waits for the handshake to finish (so what it wrote can be sent) before
+/// it is closed anyway.
+pub const HANDSHAKE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A parsed `ssl:`/`tls:` server endpoint: where to listen, and the PEM
 /// files of the key and the certificate chain.
@@ -274,6 +282,9 @@ pub struct TlsProtocol {
     forwarding: bool,
     /// A failed handshake was logged already (so the close is not).
     failure_logged: bool,
+    /// The wrapped protocol closed while the handshake was still going on:
+    /// close once it is done and its output sent.
+    close_after_handshake: bool,
 }
 
 impl TlsProtocol {
@@ -327,7 +338,15 @@ impl TlsProtocol {
             timer: None,
             forwarding: false,
             failure_logged: false,
+            close_after_handshake: false,
         }
+    }
+
+    /// Says close_notify, sends what is left and closes.
+    fn close_tls(&mut self, t: &mut Transport) {
+        self.conn.send_close_notify();
+        self.flush_tls(t);
+        t.lose_connection();
     }
 
     /// Sends what TLS has to send through the outer transport.
@@ -380,10 +399,19 @@ impl TlsProtocol {
                 t.abort_connection();
                 return;
             }
-            Err(_) => {
-                self.conn.send_close_notify();
+            Err(_) if self.conn.is_handshaking() => {
+                // Its output is buffered until the handshake completes.
+                if !self.close_after_handshake {
+                    self.close_after_handshake = true;
+                    t.call_later(HANDSHAKE_CLOSE_WAIT, |_: &mut TlsProtocol, t| {
+                        t.lose_connection()
+                    });
+                }
                 self.flush_tls(t);
-                t.lose_connection();
+                return;
+            }
+            Err(_) => {
+                self.close_tls(t);
                 return;
             }
         }
@@ -521,6 +549,14 @@ impl TlsProtocol {
             self.failure_logged = true;
             self.flush_tls(t); // the alert tells the client why
             t.lose_connection();
+            return;
+        }
+        if self.close_after_handshake {
+            if !self.conn.is_handshaking() {
+                self.close_tls(t);
+            } else {
+                self.flush_tls(t);
+            }
             return;
         }
         let mut plain = vec![0u8; 16 * 1024];

@@ -6,8 +6,8 @@
 //! reading is still dropped within `--drop-grace` while a paste goes on,
 //! a paused paster that disconnects or says `/quit` leaves cleanly.
 //!
-//! Under the process model each connection has a room of its own, so the
-//! paste there is a member pasting to itself: its own echo is its reader.
+//! Not under the process model: `serve chat --model process` is refused
+//! (every connection would be alone in a room of its own; tests/chat.rs).
 
 mod chat_support;
 
@@ -118,19 +118,6 @@ fn two_pastes_reach_every_reader_whole_in_one_order(model: &str) {
     );
 }
 
-/// The process model: a member alone in its room pastes to itself.
-fn a_paste_to_oneself_comes_back_whole(model: &str) {
-    let server = serve(model, &[]);
-    let (mut a, _) = join(&server);
-    let name = a.name();
-    let mut w = a.stream.try_clone().unwrap();
-    let sender = thread::spawn(move || w.write_all(&paste("a", PASTE_LINES)).unwrap());
-    let lines = said_lines(&mut a, PASTE_LINES);
-    sender.join().unwrap();
-    assert_whole_paste(&lines, &name, "a", PASTE_LINES);
-    assert_eq!(server.log.count("dropped slow consumer"), 0);
-}
-
 mod a_paste_reaches_every_reader_whole_and_nobody_is_disconnected {
     #[test]
     fn pool() {
@@ -143,10 +130,6 @@ mod a_paste_reaches_every_reader_whole_and_nobody_is_disconnected {
     #[test]
     fn reactor() {
         super::two_pastes_reach_every_reader_whole_in_one_order("reactor");
-    }
-    #[test]
-    fn process() {
-        super::a_paste_to_oneself_comes_back_whole("process");
     }
 }
 

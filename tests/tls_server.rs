@@ -109,6 +109,19 @@ fn echo_over_tls() {
     server.stop().unwrap();
 }
 
+/// QOTD writes its quote and closes in `connection_made`, before the
+/// handshake: the close waits for the handshake, so the quote arrives.
+#[test]
+fn qotd_over_tls_sends_the_quote_before_closing() {
+    let f = files("qotd");
+    let qotd =
+        spindle::protocols::qotd::QotdFactory::new(vec!["An apple a day".to_string()]).unwrap();
+    let server = serve_tls(&f, Arc::new(qotd));
+    let got = talk(&f, server.tcp_addr().port(), b"", usize::MAX);
+    assert_eq!(String::from_utf8(got).unwrap(), "An apple a day\r\n");
+    server.stop().unwrap();
+}
+
 /// Answers through a timer and through a handle used by another thread:
 /// the wrapped protocol's inbox and timers work through TLS.
 struct Ticker;

@@ -52,7 +52,9 @@ enum Wait {
 /// A deadline that is never reached in practice.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// One connection of a [`Site`](super::Site). See the [module docs](self).
+/// One connection of a [`Site`](super::Site), as Twisted's `HTTPChannel`:
+/// parses requests, answers pipelined ones in order, keeps or closes the
+/// connection and enforces the site's limits and timeouts.
 pub struct HttpChannel {
     resource: Arc<dyn Resource>,
     config: Arc<SiteConfig>,

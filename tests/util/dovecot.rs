@@ -1,6 +1,7 @@
 //! A throw-away Dovecot on loopback serving IMAP over TLS with the given
-//! certificate and key: a passwd-file user `alice` (password `secret`)
-//! with a Maildir of the given subjects, `dovecot -F` in the foreground as
+//! certificate and key: passwd-file users `alice` (password `secret`) and
+//! `bob` (password `pässwörd`, not ASCII) sharing a Maildir of the given
+//! subjects (an empty one: a message without a Subject header), `dovecot -F` in the foreground as
 //! root with its own base_dir, stopped when dropped. `.ci/run` installs
 //! dovecot-imapd. Include with `#[path = "util/dovecot.rs"] mod dovecot;`.
 
@@ -42,7 +43,7 @@ fn chown_tree(path: &Path) {
 }
 
 impl Dovecot {
-    /// Starts Dovecot in `dir` (which must not exist yet) with `cert` and
+    /// Starts Dovecot in `dir` (made if missing) with `cert` and
     /// `key` (PEM), alice's INBOX holding one message per subject.
     pub fn start(dir: PathBuf, cert: &Path, key: &Path, subjects: &[&str]) -> Dovecot {
         let maildir = dir.join("home/alice/Maildir");
@@ -50,8 +51,13 @@ impl Dovecot {
             std::fs::create_dir_all(maildir.join(sub)).unwrap();
         }
         for (i, subject) in subjects.iter().enumerate() {
+            let subject_line = if subject.is_empty() {
+                String::new()
+            } else {
+                format!("Subject: {subject}\r\n")
+            };
             let message = format!(
-                "From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 10:0{i}:00 +0000\r\nMessage-ID: <{i}@example.com>\r\n\r\nmessage {i}\r\n"
+                "From: Alice <alice@example.com>\r\nTo: bob@example.org\r\n{subject_line}Date: Mon, 1 Jan 2024 10:0{i}:00 +0000\r\nMessage-ID: <{i}@example.com>\r\n\r\nmessage {i}\r\n"
             );
             let name = format!("100000000{i}.M{i}P1.spindle:2,S");
             std::fs::write(maildir.join("cur").join(name), message).unwrap();
@@ -61,8 +67,8 @@ impl Dovecot {
         std::fs::write(
             &passwd,
             format!(
-                "alice:{{PLAIN}}secret:{MAIL_UID}:{MAIL_GID}::{}\n",
-                dir.join("home/alice").display()
+                "alice:{{PLAIN}}secret:{MAIL_UID}:{MAIL_GID}::{home}\nbob:{{PLAIN}}pässwörd:{MAIL_UID}:{MAIL_GID}::{home}\n",
+                home = dir.join("home/alice").display()
             ),
         )
         .unwrap();
