@@ -614,4 +614,30 @@ mod tests {
                 .all(|l| l.chars().count() <= crate::load::text::WIDTH)
         );
     }
+
+    #[test]
+    fn a_timeline_row_with_many_error_kinds_stays_in_80_columns() {
+        let mut r = Report::new(&config(Workload::Http, Some(500.0)), &stats(), 2.0);
+        let errors: BTreeMap<String, u64> = ["closed", "timeout", "refused", "reset", "protocol"]
+            .iter()
+            .map(|k| (k.to_string(), 12_345))
+            .collect();
+        r.timeline.push(Interval {
+            start_sec: 7.0,
+            duration_sec: 1.0,
+            requests: 0,
+            failed: 61_725,
+            errors,
+            latency_us: IntervalLatency::default(),
+        });
+        let text = r.text(true);
+        assert!(
+            text.lines()
+                .all(|l| l.chars().count() <= crate::load::text::WIDTH),
+            "{text}"
+        );
+        for kind in ["closed", "timeout", "refused", "reset", "protocol"] {
+            assert!(text.contains(&format!("{kind} 12345")), "{kind}: {text}");
+        }
+    }
 }

@@ -348,16 +348,38 @@ impl Report {
                 }
             };
             let line = format!(
-                "  {:>9.3} {:>9} {:>7} {:>10} {:>10} {:>10}  {}",
+                "  {:>9.3} {:>9} {:>7} {:>10} {:>10} {:>10}  ",
                 i.start_sec,
                 i.requests,
                 i.failed,
                 cell(l.p50),
                 cell(l.p99),
                 cell(l.max),
-                errors.join(", ")
             );
-            let _ = writeln!(s, "{}", line.trim_end());
+            // The error kinds fill the last column; more than fit in 80
+            // columns go on to lines of their own, under it.
+            let indent = line.chars().count();
+            let mut rows = vec![String::new()];
+            for e in &errors {
+                let row = rows.last_mut().expect("rows starts non-empty");
+                if row.is_empty() {
+                    row.push_str(e);
+                } else if indent + row.len() + 2 + e.len() <= WIDTH {
+                    row.push_str(", ");
+                    row.push_str(e);
+                } else {
+                    row.push(',');
+                    rows.push(e.clone());
+                }
+            }
+            for (n, row) in rows.iter().enumerate() {
+                let lead = if n == 0 {
+                    line.clone()
+                } else {
+                    " ".repeat(indent)
+                };
+                let _ = writeln!(s, "{}", format!("{lead}{row}").trim_end());
+            }
         }
     }
 }
