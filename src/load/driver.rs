@@ -8,8 +8,13 @@
 //! Each connection has one deadline at a time, depending on its state
 //! (open it, give up connecting, give up waiting, send the next open-loop
 //! request, reconnect). Deadlines sit in a min-heap with the connection's
-//! generation number; a state change bumps the generation, which voids the
-//! old entry instead of searching the heap for it.
+//! generation number; an earlier deadline bumps the generation, which voids
+//! the old entry instead of searching the heap for it. A later deadline
+//! (the response timeout, moved on by every request in closed loop) only
+//! updates the connection's `deadline`: its entry already in the heap fires
+//! first and queues the new one then. So a closed-loop run queues one entry
+//! per connection per `--timeout`, not one per request: the heap stays
+//! small and the timerfd is not re-armed for deadlines long void.
 //!
 //! Every request due in the measured window ends in exactly one of three
 //! counts: completed, failed, or unsent (see [`Stats`]). Open loop follows
@@ -101,6 +106,10 @@ struct Conn {
     stream: Option<TcpStream>,
     state: State,
     generation: u64,
+    /// The connection's deadline (none: nothing is due).
+    deadline: Option<Instant>,
+    /// When its live entry in the heap (of this generation) fires.
+    queued: Option<Instant>,
     client: Box<dyn Client>,
     out: Vec<u8>,
     out_at: usize,
@@ -182,6 +191,8 @@ impl Driver {
                 stream: None,
                 state: State::Pending,
                 generation: 0,
+                deadline: None,
+                queued: None,
                 client,
                 out: Vec::new(),
                 out_at: 0,
@@ -420,13 +431,18 @@ impl Driver {
 
     fn set_deadline(&mut self, i: usize, at: Instant) {
         let c = &mut self.conns[i];
+        c.deadline = Some(at);
+        if c.queued.is_some_and(|q| q <= at) {
+            return; // That entry fires first and queues this deadline.
+        }
         c.generation += 1;
+        c.queued = Some(at);
         self.timers.push(Reverse((at, i, c.generation)));
     }
 
     /// Voids the connection's deadline.
     fn clear_deadline(&mut self, i: usize) {
-        self.conns[i].generation += 1;
+        self.conns[i].deadline = None;
     }
 
     fn fire_timers(&mut self) {
@@ -436,8 +452,20 @@ impl Driver {
                 break;
             }
             self.timers.pop();
-            if self.conns[i].generation != generation {
+            let c = &mut self.conns[i];
+            if c.generation != generation {
                 continue;
+            }
+            c.queued = None;
+            match c.deadline {
+                None => continue,
+                Some(d) if d > now => {
+                    // The deadline moved on since this entry was queued.
+                    c.queued = Some(d);
+                    self.timers.push(Reverse((d, i, generation)));
+                    continue;
+                }
+                Some(_) => c.deadline = None,
             }
             match self.conns[i].state {
                 State::Pending => self.open(i, now),
