@@ -48,6 +48,9 @@ pub(crate) type TimerFn = Box<dyn FnOnce(&mut dyn Protocol, &mut Transport) + Se
 pub(crate) enum Command {
     /// Bytes to send.
     Write(Vec<u8>),
+    /// Bytes to send, shared with other connections' inboxes (one
+    /// broadcast line, allocated once for every member).
+    WriteShared(Arc<[u8]>),
     /// Flush, then close.
     Lose,
     /// Close now, dropping unsent bytes.
@@ -433,6 +436,7 @@ impl Transport {
     pub(crate) fn apply(&mut self, command: Command) -> Option<OwnerFn> {
         match command {
             Command::Write(data) => self.write(&data),
+            Command::WriteShared(data) => self.write(&data),
             Command::Lose => self.lose_connection(),
             Command::Abort => self.abort_connection(),
             Command::Call(f) => return Some(f),
@@ -507,6 +511,13 @@ impl ConnHandle {
     /// Queues bytes to send.
     pub fn write(&self, data: impl Into<Vec<u8>>) -> Result<(), HandleError> {
         self.send(Command::Write(data.into()))
+    }
+
+    /// Queues bytes to send that other connections are sent too (a
+    /// broadcast): one allocation for every inbox they are queued in,
+    /// instead of a copy each.
+    pub fn write_shared(&self, data: Arc<[u8]>) -> Result<(), HandleError> {
+        self.send(Command::WriteShared(data))
     }
 
     /// Asks the owner to flush and close.

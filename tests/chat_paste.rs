@@ -6,8 +6,8 @@
 //! reading is still dropped within `--drop-grace` while a paste goes on,
 //! a paused paster that disconnects or says `/quit` leaves cleanly.
 //!
-//! Not under the process model: `serve chat --model process` is refused
-//! (every connection would be alone in a room of its own; tests/chat.rs).
+//! The process model refuses the chat (each connection would be alone in
+//! a room of its own), so it is not here.
 
 mod chat_support;
 
@@ -131,6 +131,10 @@ mod a_paste_reaches_every_reader_whole_and_nobody_is_disconnected {
     fn reactor() {
         super::two_pastes_reach_every_reader_whole_in_one_order("reactor");
     }
+    #[test]
+    fn hybrid() {
+        super::two_pastes_reach_every_reader_whole_in_one_order("hybrid");
+    }
 }
 
 /// A client whose receive buffer is tiny, so the server's writes to it
@@ -232,6 +236,66 @@ fn a_paused_paster_that_disconnects_leaves_cleanly(model: &str) {
     assert_eq!(reader.line(), format!("<{}> still here", c.name()));
 }
 
+/// A paster held back by a member that reads nothing, resetting its
+/// connection while it is paused: its owner reads nothing then, yet must
+/// still find the reset (Twisted: a paused transport still gets
+/// `connectionLost`). The readers see it leave long before
+/// `--drop-grace` would have dropped the stuck member and resumed it.
+fn a_paused_paster_that_resets_leaves_at_once(model: &str) {
+    let server = serve(model, &["--drop-grace", "600s", "--write-timeout", "600s"]);
+    let mut stuck = stubborn_client(server.port);
+    assert!(stuck.line().starts_with("* welcome"));
+    let mut reader = join(&server).0;
+    let (a, _) = join(&server);
+    let a_name = a.name();
+    reader.line(); // a joined
+    let mut w = a.stream.try_clone().unwrap();
+    // Long lines, so the stuck member's buffers fill after a few hundred.
+    let filler = "z".repeat(500);
+    let bytes: Vec<u8> = (0..100_000)
+        .flat_map(|k| format!("a {k} {filler}\r\n").into_bytes())
+        .collect();
+    let sender = thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    });
+    // The paste flows until the stuck member is full, then the room
+    // pauses the paster: no line comes for a while (bounded: the stuck
+    // member holds at most its queue and its socket buffers).
+    let prefix = format!("<{a_name}> a ");
+    let mut heard = 0;
+    while let Some(line) = reader.line_within(std::time::Duration::from_millis(500)) {
+        assert!(line.starts_with(&prefix), "unexpected {line:?}");
+        heard += 1;
+        assert!(heard < 100_000, "the paste was never held back");
+    }
+    assert!(heard > 0, "the paste never started");
+    // The paster resets while paused: its FIN first (which ends its
+    // blocked write), then, closed with SO_LINGER 0, its RST.
+    socket2::SockRef::from(&a.stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    a.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    sender.join().unwrap();
+    drop(a);
+    // What it said before it went may still be on its way; then it left.
+    let left = format!("* {a_name} left (2 here)");
+    loop {
+        let line = reader
+            .line_within(PATIENCE)
+            .unwrap_or_else(|| panic!("the reset paster never left: {}", server.log.text()));
+        if line == left {
+            break;
+        }
+        assert!(line.starts_with(&prefix), "unexpected {line:?}");
+    }
+    assert_eq!(server.log.count("dropped slow consumer"), 0);
+    // The others are still served.
+    let (mut c, _) = join(&server);
+    c.send(b"still here\r\n");
+    assert_eq!(reader.line(), format!("* {} joined (3 here)", c.name()));
+    assert_eq!(reader.line(), format!("<{}> still here", c.name()));
+}
+
 /// `/quit` at the end of a paste is read in its place, after the lines
 /// before it went round: the paster gets its echoes, then `* bye`.
 fn quit_after_a_paste_comes_in_its_place(model: &str) {
@@ -276,15 +340,47 @@ mod a_stuck_member_is_dropped_while_a_paste_goes_on {
     fn reactor() {
         super::a_stuck_member_is_dropped_and_the_paste_goes_on("reactor");
     }
+    #[test]
+    fn hybrid() {
+        super::a_stuck_member_is_dropped_and_the_paste_goes_on("hybrid");
+    }
 }
 
-/// Only the reactor so far: on pool and thread the readers did not see the
-/// paster leave within PATIENCE (issue 15, reported open: the blocking
-/// owner of a paused paster whose peer reset is not yet found to end).
 mod a_paused_paster_that_disconnects {
+    #[test]
+    fn pool() {
+        super::a_paused_paster_that_disconnects_leaves_cleanly("pool");
+    }
+    #[test]
+    fn thread() {
+        super::a_paused_paster_that_disconnects_leaves_cleanly("thread");
+    }
+    #[test]
+    fn hybrid() {
+        super::a_paused_paster_that_disconnects_leaves_cleanly("hybrid");
+    }
     #[test]
     fn reactor() {
         super::a_paused_paster_that_disconnects_leaves_cleanly("reactor");
+    }
+}
+
+mod a_paused_paster_that_resets {
+    #[test]
+    fn pool() {
+        super::a_paused_paster_that_resets_leaves_at_once("pool");
+    }
+    #[test]
+    fn thread() {
+        super::a_paused_paster_that_resets_leaves_at_once("thread");
+    }
+    #[test]
+    fn hybrid() {
+        super::a_paused_paster_that_resets_leaves_at_once("hybrid");
+    }
+    #[test]
+    fn reactor() {
+        super::a_paused_paster_that_resets_leaves_at_once("reactor");
     }
 }
 
@@ -300,5 +396,9 @@ mod quit_while_paused {
     #[test]
     fn reactor() {
         super::quit_after_a_paste_comes_in_its_place("reactor");
+    }
+    #[test]
+    fn hybrid() {
+        super::quit_after_a_paste_comes_in_its_place("hybrid");
     }
 }

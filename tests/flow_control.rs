@@ -1,5 +1,5 @@
 //! Promise 7 of the engine contract on every in-process engine (pool,
-//! thread, reactor), on real loopback sockets: while a connection's input
+//! thread, reactor, hybrid), on real loopback sockets: while a connection's input
 //! is paused the engine reads nothing, so the peer's writes block once the
 //! kernel's buffers are full; a resume through the connection's handle
 //! delivers every byte, in order.
@@ -17,7 +17,12 @@ use crossbeam_channel::Sender;
 use spindle::{ConnHandle, FnFactory, Model, Protocol, ServerConfig, Transport};
 use util::{DEADLINE, connect_addr, wait_until};
 
-util::every_model!(a_paused_peer_blocks_and_a_resume_delivers_everything_in_order);
+util::every_model!(
+    a_paused_peer_blocks_and_a_resume_delivers_everything_in_order,
+    a_paused_connection_whose_peer_resets_is_lost_inbox_mode,
+    a_paused_connection_whose_peer_resets_is_lost_direct_mode,
+    a_paused_connection_keeps_a_fin_for_its_place,
+);
 
 /// The first line that makes the protocol pause its own input.
 const PAUSE: &[u8] = b"PAUSE\n";
@@ -119,6 +124,140 @@ fn a_paused_peer_blocks_and_a_resume_delivers_everything_in_order(model: Model) 
         .enumerate()
         .position(|(i, b)| *b != pattern(i));
     assert_eq!(wrong, None, "{model}: a byte out of order");
+    drop(client);
+    server.stop().unwrap();
+}
+
+/// Pauses its input on [`PAUSE`]; reports how it ended. With `handle`, it
+/// takes its [`ConnHandle`] (inbox mode on the thread engines) and gives
+/// it to the test; without, it never does (direct mode).
+struct Pauser {
+    handle: Option<Sender<ConnHandle>>,
+    got: usize,
+    lost: Sender<(usize, spindle::Reason)>,
+}
+
+impl Protocol for Pauser {
+    fn connection_made(&mut self, t: &mut Transport) {
+        if let Some(h) = &self.handle {
+            let _ = h.send(t.handle());
+        }
+    }
+
+    fn data_received(&mut self, data: &[u8], t: &mut Transport) {
+        if self.got < PAUSE.len() && self.got + data.len() >= PAUSE.len() {
+            t.pause_producing();
+        }
+        self.got += data.len();
+    }
+
+    fn connection_lost(&mut self, reason: &spindle::Reason) {
+        let _ = self.lost.send((self.got, reason.clone()));
+    }
+}
+
+/// A server of [`Pauser`]s; its handles (if `handles`) and their ends.
+fn pauser_server(
+    model: Model,
+    handles: bool,
+) -> (
+    spindle::RunningServer,
+    crossbeam_channel::Receiver<ConnHandle>,
+    crossbeam_channel::Receiver<(usize, spindle::Reason)>,
+) {
+    let (handles_tx, handles_rx) = crossbeam_channel::unbounded();
+    let (lost_tx, lost) = crossbeam_channel::unbounded();
+    let factory = FnFactory::new("Pauser", move |_| {
+        Box::new(Pauser {
+            handle: handles.then(|| handles_tx.clone()),
+            got: 0,
+            lost: lost_tx.clone(),
+        }) as Box<dyn Protocol>
+    });
+    let config = ServerConfig {
+        model,
+        workers: 4,
+        read_buffer: READ_BUFFER,
+        stack_size: model.default_stack_size(),
+        ..ServerConfig::default()
+    };
+    (util::start_server(config, factory), handles_rx, lost)
+}
+
+/// Writes [`PAUSE`] and then more until the paused server's buffers are
+/// full and the writes block; returns how much was written.
+fn fill_while_paused(client: &mut std::net::TcpStream) -> usize {
+    client.write_all(PAUSE).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = PAUSE.len();
+    loop {
+        assert!(sent < MOST_UNREAD, "{sent} bytes written and never blocked");
+        match client.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return sent,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+}
+
+/// The peer of a paused connection resets it: the engine reads nothing,
+/// yet the connection is lost (Twisted's paused transport still gets
+/// `connectionLost`), promptly, as a broken connection.
+fn a_paused_connection_whose_peer_resets_is_lost(model: Model, handles: bool) {
+    let (server, handles_rx, lost) = pauser_server(model, handles);
+    let mut client = connect_addr(server.tcp_addr());
+    if handles {
+        handles_rx.recv_timeout(DEADLINE).expect("connected");
+    }
+    fill_while_paused(&mut client);
+    assert!(lost.try_recv().is_err(), "{model}: lost while only paused");
+    socket2::SockRef::from(&client)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let (got, reason) = lost
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("{model}: a reset while paused was never noticed"));
+    assert!(
+        matches!(reason, spindle::Reason::Lost(_)),
+        "{model}: ended with {reason:?}"
+    );
+    assert!(got >= PAUSE.len(), "{model}: {got} bytes");
+    server.stop().unwrap();
+}
+
+fn a_paused_connection_whose_peer_resets_is_lost_inbox_mode(model: Model) {
+    a_paused_connection_whose_peer_resets_is_lost(model, true);
+}
+
+fn a_paused_connection_whose_peer_resets_is_lost_direct_mode(model: Model) {
+    a_paused_connection_whose_peer_resets_is_lost(model, false);
+}
+
+/// A FIN is not a reset: a paused connection whose peer finished sending
+/// stays open, and once resumed gets all the input before the EOF, then
+/// ends cleanly.
+fn a_paused_connection_keeps_a_fin_for_its_place(model: Model) {
+    let (server, handles_rx, lost) = pauser_server(model, true);
+    let mut client = connect_addr(server.tcp_addr());
+    let handle = handles_rx.recv_timeout(DEADLINE).expect("connected");
+    let sent = fill_while_paused(&mut client);
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    // Whatever the engine does with the FIN, it must not end the
+    // connection while paused: a resume is still owed the input. The
+    // handle's resume is taken by an open connection only.
+    assert!(
+        lost.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "{model}: a paused connection ended on its peer's FIN"
+    );
+    handle.resume_producing().unwrap();
+    let (got, reason) = lost
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("{model}: never ended after the resume"));
+    assert_eq!(got, sent, "{model}: input lost");
+    assert_eq!(reason, spindle::Reason::Done, "{model}");
     drop(client);
     server.stop().unwrap();
 }

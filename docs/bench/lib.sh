@@ -18,7 +18,7 @@ start() {
   SERVER_PID=$!
   PORT=
   for _ in $(seq 100); do
-    PORT=$(grep -o "starting on [0-9]*" "$log" | head -1 | awk '{print $3}' || true)
+    PORT=$(grep -o "starting on [0-9.:]*[0-9]" "$log" | head -1 | sed 's/.*[ :]//' || true)
     [ -n "$PORT" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1   # start-up poll in a measurement script, not a test

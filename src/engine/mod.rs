@@ -68,10 +68,16 @@
 //!    in memory. Timers, inbox commands and close requests still run, with
 //!    no busy loop. [`ConnHandle::resume_producing`] (or the protocol
 //!    itself) resumes it, and the bytes are delivered in order, nothing
-//!    lost. The core keeps the state; each driver asks it
-//!    (`Core::wants_input`) before reading. *Kept by*: the core (the
-//!    state), the blocking owner (`connection.rs`) and the reactor
-//!    (`reactor_conn.rs`).
+//!    lost. A paused connection still ends when its peer resets it
+//!    (Twisted's paused transport still gets `connectionLost`): the
+//!    engine watches the socket for errors without reading it. A FIN is
+//!    input like any other: its EOF comes after the resume, in its place.
+//!    The core keeps the state; each driver asks it (`Core::wants_input`)
+//!    before reading. *Kept by*: the core (the state), the blocking owner
+//!    (`connection.rs`: the reader thread, or the direct-mode owner, polls
+//!    the socket for a hang-up while it may not read) and the reactor's
+//!    and the hybrid's connection (`reactor_conn.rs`: a paused
+//!    connection's error event is checked with `SO_ERROR`).
 //!
 //! # The engines
 //!

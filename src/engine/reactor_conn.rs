@@ -79,6 +79,14 @@ impl Sock {
         }
     }
 
+    /// The socket's pending error (`SO_ERROR`), taken: a peer's reset.
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Sock::Tcp(s) => s.take_error(),
+            Sock::Unix(s) => s.take_error(),
+        }
+    }
+
     /// The next close sends an RST (TCP; Unix sockets just close).
     pub(super) fn set_abortive_close(&self) {
         if let Sock::Tcp(s) = self {
@@ -155,7 +163,8 @@ pub(super) struct Conn {
     sent: usize,
     /// The socket may have input we have not read (edge-triggered poll).
     pub readable: bool,
-    /// The poll saw the peer's FIN: read until EOF even after short reads.
+    /// The poll saw the peer's FIN or an error: read until EOF even after
+    /// short reads; while input is paused, look for a reset.
     pub read_closed: bool,
     /// Since when the socket refuses our output.
     blocked_since: Option<Instant>,
@@ -361,6 +370,7 @@ impl Conn {
                 ctx.again = true;
             }
         }
+        self.reset_while_paused()?;
         let mut reads = 0;
         while self.readable && self.state == State::Open && !self.has_output() {
             if !self.core.wants_input() {
@@ -403,7 +413,24 @@ impl Conn {
         if self.state != State::Open && !self.has_output() {
             return self.pump(ctx);
         }
-        Ok(())
+        // Paused by this turn's input, with the reset already reported.
+        self.reset_while_paused()
+    }
+
+    /// A paused connection reads nothing, so its peer's reset would not
+    /// be found by a read: once the poll reported the read side closed or
+    /// in error, the socket's pending error says whether it was a reset
+    /// (the connection ends, as Twisted's paused transport still gets
+    /// `connectionLost`) or only a FIN, whose EOF is read in its place
+    /// after the input before it, once the protocol resumes.
+    fn reset_while_paused(&mut self) -> Result<(), End> {
+        if !self.read_closed || self.state != State::Open || self.core.wants_input() {
+            return Ok(());
+        }
+        match self.sock.take_error() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) | Err(e) => Err(self.core.fail(End::abort(Reason::Lost(e.to_string())))),
+        }
     }
 
     /// A deadline of this connection came: timeouts and timers.

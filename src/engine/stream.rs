@@ -64,6 +64,14 @@ impl Stream {
         }
     }
 
+    /// The socket's pending error (`SO_ERROR`), taken: a peer's reset.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
     /// Blocking or not.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {

@@ -73,7 +73,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::transport::{ConnHandle, HandleError};
@@ -270,14 +270,14 @@ enum Offered {
 
 /// Queues `line` for `member`, keeping the last [`RESERVED_SLOTS`] of the
 /// inbox free.
-fn offer(member: &mut Member, line: &[u8]) -> Result<Offered, Full> {
+fn offer(member: &mut Member, line: &Arc<[u8]>) -> Result<Offered, Full> {
     let handle = &member.handle;
     let for_lines = handle.capacity().saturating_sub(RESERVED_SLOTS).max(1);
     let queued = handle.queued();
     if queued >= for_lines {
         return Err(Full { queued });
     }
-    match handle.write(line) {
+    match handle.write_shared(line.clone()) {
         Ok(()) => {
             member.queued_total += 1;
             Ok(Offered::Queued(queued + 1))
@@ -473,6 +473,8 @@ impl Room {
         let mut behind = Vec::new();
         let mut now = None;
         while let Some((line, except)) = pending.pop_front() {
+            // One allocation for every member's inbox.
+            let line: Arc<[u8]> = line.into();
             let mut dropped = Vec::new();
             for member in &mut state.members {
                 if Some(member.id) == except {
@@ -737,6 +739,11 @@ mod tests {
                 match command {
                     Command::Write(bytes) => {
                         let text = String::from_utf8(bytes).unwrap();
+                        assert!(text.ends_with("\r\n"), "{text:?} lacks CRLF");
+                        out.push(text.trim_end_matches("\r\n").to_string());
+                    }
+                    Command::WriteShared(bytes) => {
+                        let text = String::from_utf8(bytes.to_vec()).unwrap();
                         assert!(text.ends_with("\r\n"), "{text:?} lacks CRLF");
                         out.push(text.trim_end_matches("\r\n").to_string());
                     }
